@@ -1,0 +1,162 @@
+//! Command-line interface: flags with environment fallbacks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+use crate::error::EXIT_CODES_HELP;
+
+/// Mirror one OpenStack Neutron network or subnet notification into Nautobot.
+///
+/// Reads one notification (from --file, an argument, or stdin): the decoded
+/// oslo message, the raw RabbitMQ body with its "oslo.message" envelope, or an
+/// Argo event {"body": …}. Network events keep an IPAM namespace and a UCVNI,
+/// subnet events a prefix. Logs go to stderr; on success one JSON line on
+/// stdout says what happened to each object.
+#[derive(Debug, Parser)]
+#[command(name = "oslo-nautobot", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// The notification as JSON text (instead of --file or stdin)
+    #[arg(value_name = "EVENT_JSON", conflicts_with = "file")]
+    pub event: Option<String>,
+
+    /// Read the notification from this file ("-" for stdin)
+    #[arg(long = "file", short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// Print the intended Nautobot changes as JSON lines and change nothing;
+    /// needs no token and no server
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    /// Base URL of Nautobot
+    #[arg(
+        long = "nautobot-url",
+        visible_alias = "nautobot_url",
+        env = "NAUTOBOT_URL",
+        value_name = "URL",
+        default_value = "http://nautobot-default.nautobot.svc.cluster.local"
+    )]
+    pub nautobot_url: String,
+
+    /// Nautobot API token (prefer the token file: a command line is visible
+    /// to every user of the machine)
+    #[arg(
+        long = "nautobot-token",
+        visible_alias = "nautobot_token",
+        env = "NAUTOBOT_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub nautobot_token: Option<String>,
+
+    /// File holding the Nautobot API token, used when no token is given
+    #[arg(
+        long = "nautobot-token-file",
+        env = "NAUTOBOT_TOKEN_FILE",
+        value_name = "PATH",
+        default_value = "/etc/nb-token/token"
+    )]
+    pub nautobot_token_file: PathBuf,
+
+    /// UCVNI group of the networks' UCVNIs (needed only when a UCVNI is written)
+    #[arg(long = "ucvni-group", env = "UCVNI_GROUP_NAME", value_name = "NAME")]
+    pub ucvni_group: Option<String>,
+
+    /// Namespace of the prefixes of router:external networks
+    #[arg(
+        long = "global-namespace",
+        env = "NAUTOBOT_GLOBAL_NAMESPACE",
+        value_name = "NAME",
+        default_value = "Global"
+    )]
+    pub global_namespace: String,
+
+    /// Do not create missing tenants: an event for a project that is not in
+    /// Nautobot yet then fails as transient (exit 75)
+    #[arg(long = "no-create-tenants", env = "NO_CREATE_TENANTS")]
+    pub no_create_tenants: bool,
+
+    /// Nautobot REST API version sent in the Accept header
+    #[arg(
+        long = "api-version",
+        env = "NAUTOBOT_API_VERSION",
+        value_name = "VERSION",
+        default_value = "3.0"
+    )]
+    pub api_version: String,
+
+    /// CA bundle (PEM) that signs Nautobot's certificate, replacing the
+    /// built-in Mozilla roots
+    #[arg(long = "ca-cert", env = "SSL_CERT_FILE", value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Seconds to wait for a TCP connection
+    #[arg(long = "connect-timeout", env = "NAUTOBOT_CONNECT_TIMEOUT", value_name = "SECONDS",
+          default_value = "5", value_parser = seconds)]
+    pub connect_timeout: Duration,
+
+    /// Seconds one request may take, connect to last byte
+    #[arg(long = "timeout", env = "NAUTOBOT_TIMEOUT", value_name = "SECONDS",
+          default_value = "20", value_parser = seconds)]
+    pub timeout: Duration,
+
+    /// Attempts per request when Nautobot is unreachable, times out, or
+    /// answers 429/502/503/504 (the first attempt included)
+    #[arg(long = "attempts", env = "NAUTOBOT_ATTEMPTS", value_name = "N", default_value = "5",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
+
+    /// Seconds after which no request is retried: bounds the whole run
+    #[arg(long = "retry-budget", env = "NAUTOBOT_RETRY_BUDGET", value_name = "SECONDS",
+          default_value = "30", value_parser = seconds)]
+    pub retry_budget: Duration,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
+        return Err(format!("{text} is not between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn accepts_the_older_underscore_spellings() {
+        let cli = Cli::try_parse_from([
+            "oslo-nautobot",
+            "--nautobot_url",
+            "http://x",
+            "--nautobot_token",
+            "t",
+        ])
+        .unwrap();
+        assert_eq!(cli.nautobot_url, "http://x");
+        assert_eq!(cli.nautobot_token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn parses_seconds() {
+        assert_eq!(seconds("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(seconds("0").is_err());
+        assert!(seconds("nan").is_err());
+        assert!(seconds("-1").is_err());
+    }
+}
