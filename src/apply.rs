@@ -169,7 +169,11 @@ impl Run<'_> {
             fields.remove("id");
         }
         let mut next = first;
-        let mut patch_found_nothing = false;
+        // A unique-together clash (namespace + prefix, group + VNI) seen on a
+        // create: it may be our own object, created a moment ago by a twin
+        // delivery, so a PATCH decides; only if there is no such object is
+        // it a real conflict.
+        let mut clash: Option<Reply> = None;
         let mut repaired: Vec<Missing> = Vec::new();
         for _ in 0..6 {
             let reply = match next {
@@ -184,10 +188,10 @@ impl Run<'_> {
             match (next, reply.status) {
                 (FirstTry::Create, 201) => return Ok(Done::Created),
                 (FirstTry::Update, 200) => return Ok(Done::Updated),
-                (FirstTry::Update, 404) => {
-                    patch_found_nothing = true;
-                    next = FirstTry::Create;
-                }
+                (FirstTry::Update, 404) => match clash.take() {
+                    Some(clash) => return Err(self.conflict(kind, id, body, &clash)),
+                    None => next = FirstTry::Create,
+                },
                 // A duplicate delivery, or its twin racing us: the object is
                 // there, so bring it up to date.
                 (FirstTry::Create, _)
@@ -205,12 +209,11 @@ impl Run<'_> {
                     self.repair(missing, namespace, tenant, &reply)?;
                     repaired.push(missing);
                 }
-                // Unique together (namespace + prefix, group + VNI). If we
-                // have not looked for our own object yet, it may be ours
-                // (created a moment ago by a twin): a PATCH tells.
                 (FirstTry::Create, 400)
-                    if has_error(&reply, "__all__", "already exists") && !patch_found_nothing =>
+                    if has_error(&reply, "__all__", "already exists")
+                        && first == FirstTry::Create =>
                 {
+                    clash = Some(reply);
                     next = FirstTry::Update;
                 }
                 (_, 400) if has_error(&reply, "__all__", "already exists") => {

@@ -135,6 +135,7 @@ pub struct Client {
     agent: Agent,
     base: String,
     authorization: String,
+    token: String,
     accept: String,
     policy: Policy,
     deadline: Instant,
@@ -192,6 +193,7 @@ impl Client {
             agent,
             base,
             authorization,
+            token: token.to_owned(),
             accept: format!("application/json; version={api_version}"),
             deadline: Instant::now() + policy.budget,
             policy,
@@ -305,6 +307,9 @@ impl Client {
             .limit(MAX_RESPONSE_BYTES)
             .read_to_string()
             .map_err(classify)?;
+        // A server or proxy that echoes the request back must not make us
+        // print the token in an error message or a log line.
+        let text = text.replace(&self.token, "[redacted]");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(Answer {
             reply: Reply {
