@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine as on a developer's:
+#   lint → unit and stand-in-server tests → a real Nautobot → the live suite
+#   → manifest validation → end to end through RabbitMQ.
+# Installs and starts what it needs; caches slow things outside the repo
+# (see tests/nautobot/README.md). Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TERM_COLOR=never
+
+started=$SECONDS
+log="$(mktemp -d)/results"
+step() { printf '\n== %s (%ds)\n' "$*" "$((SECONDS - started))"; }
+
+# Every `cargo test` result line, for the total printed at the end.
+cargo_test() {
+    cargo test --locked "$@" 2>&1 | tee -a "$log"
+    return "${PIPESTATUS[0]}"
+}
+
+step "toolchain"
+if ! command -v cargo >/dev/null; then
+    echo "cargo is not installed: this suite needs the machine's Rust toolchain" >&2
+    exit 1
+fi
+cargo --version
+
+step "format and lint"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+
+step "unit tests and the binary against a scripted stand-in server"
+cargo_test --bins --test cli
+
+step "a real Nautobot"
+eval "$(tests/nautobot/up.sh)"
+trap 'tests/nautobot/down.sh' EXIT
+export NAUTOBOT_URL NAUTOBOT_TOKEN
+
+step "live suite against $NAUTOBOT_URL"
+cargo_test --test live -- --include-ignored --test-threads 4
+
+for extra in tests/manifests/validate.sh tests/e2e/run.sh; do
+    if [ -x "$extra" ]; then
+        step "$extra"
+        "$extra" 2>&1 | tee -a "$log"
+    fi
+done
+
+step "done"
+echo "wall time: $((SECONDS - started)) s"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
