@@ -143,6 +143,22 @@ impl Run<'_> {
             _ if has_error(&reply, "id", "already exists") || duplicate_key(&reply) => {
                 Done::Unchanged
             }
+            // A twin delivery may have created it between Nautobot's id and
+            // name checks; only a tenant with this name and another id is a
+            // conflict.
+            _ if has_error(&reply, "name", "already exists") => {
+                let detail = format!("{}{}/", Kind::Tenant.endpoint(), tenant.id);
+                if self.client.call(Method::Get, &detail, None)?.status != 200 {
+                    let message = format!(
+                        "conflict: a tenant named {} exists in Nautobot with an id other than {} ({})",
+                        tenant.name,
+                        tenant.id,
+                        reply.describe()
+                    );
+                    return Err(NautobotError::new(Failure::Refused, message).into());
+                }
+                Done::Unchanged
+            }
             _ => return Err(reply.unexpected().into()),
         };
         self.record(Kind::Tenant, Some(&tenant.id), None, done);

@@ -175,7 +175,9 @@ impl Client {
             ));
         }
         let mut tls = TlsConfig::builder();
-        if let Some(path) = ca_cert {
+        // The CA bundle matters only for https; SSL_CERT_FILE may well be set
+        // in an environment where it does not exist.
+        if let Some(path) = ca_cert.filter(|_| base.starts_with("https://")) {
             tls = tls.root_certs(load_ca(path)?);
         }
         let agent: Agent = Agent::config_builder()

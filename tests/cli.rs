@@ -713,3 +713,83 @@ fn bulk_events_write_every_element_and_report_the_worst_failure() {
     assert_eq!(stub.seen().len(), 2, "the second subnet is still written");
     assert!(out.stderr().contains("503"));
 }
+
+#[test]
+fn a_tenant_created_by_a_twin_is_not_a_conflict() {
+    let missing = || {
+        exists(
+            "tenant",
+            "Related object not found using the provided attributes: {'id': 'x'}",
+        )
+    };
+    let stub = Stub::start(vec![
+        missing(),
+        exists("name", "tenant with this name already exists."),
+        json(200, json!({"id": TENANT})),
+        json(201, json!({})),
+    ]);
+    Run::against(&stub.url)
+        .args(file_arg("subnet.create.end"))
+        .run()
+        .expect(0);
+    assert_eq!(
+        stub.lines(),
+        [
+            "POST /api/ipam/prefixes/".to_owned(),
+            "POST /api/tenancy/tenants/".into(),
+            format!("GET /api/tenancy/tenants/{TENANT}/"),
+            "POST /api/ipam/prefixes/".into(),
+        ]
+    );
+
+    // Another tenant holds the name: a conflict for a person.
+    let stub = Stub::start(vec![
+        missing(),
+        exists("name", "tenant with this name already exists."),
+        json(404, json!({})),
+    ]);
+    let out = Run::against(&stub.url)
+        .args(file_arg("subnet.create.end"))
+        .run()
+        .expect(8);
+    assert!(
+        out.stderr()
+            .contains("a tenant named a1b2c3d4e5f60718293a4b5c6d7e8f90"),
+        "{}",
+        out.stderr()
+    );
+}
+
+#[test]
+fn ca_bundle_problems_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    for ca in ["/nonexistent/ca.pem", not_pem.to_str().unwrap()] {
+        let out = Run::against("https://127.0.0.1:9")
+            .args(["--ca-cert", ca])
+            .args(file_arg("subnet.delete.end"))
+            .run()
+            .expect(7);
+        assert!(out.stderr().contains("CA bundle"), "{}", out.stderr());
+    }
+    // Over plain http the bundle is not needed, so a stale SSL_CERT_FILE is harmless.
+    let stub = Stub::start(vec![json(204, json!({}))]);
+    Run::against(&stub.url)
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
+        .args(file_arg("subnet.delete.end"))
+        .run()
+        .expect(0);
+}
+
+#[test]
+fn tls_to_a_server_that_does_not_speak_it_is_not_retried_forever() {
+    let stub = Stub::start(vec![json(204, json!({}))]);
+    let https = stub.url.replace("http://", "https://");
+    let started = Instant::now();
+    let out = Run::against(&https)
+        .args(file_arg("subnet.delete.end"))
+        .run();
+    assert!([7, 75].contains(&out.code()), "{}", out.stderr());
+    assert!(started.elapsed() < Duration::from_secs(6));
+}

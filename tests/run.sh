@@ -24,6 +24,12 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 cargo --version
+for tool in curl jq; do
+    if ! command -v "$tool" >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool"
+    fi
+done
 
 step "format and lint"
 cargo fmt --check
@@ -40,7 +46,7 @@ export NAUTOBOT_URL NAUTOBOT_TOKEN
 step "live suite against $NAUTOBOT_URL"
 cargo_test --test live -- --include-ignored --test-threads 4
 
-for extra in tests/manifests/validate.sh tests/e2e/run.sh; do
+for extra in tests/static/chroot.sh tests/manifests/validate.sh tests/e2e/run.sh; do
     if [ -x "$extra" ]; then
         step "$extra"
         "$extra" 2>&1 | tee -a "$log"
