@@ -104,7 +104,7 @@ impl Run<'_> {
                 self.record(*kind, Some(id), None, done);
             }
             Change::Skip { kind, id, reason } => {
-                log::info!("{kind:?} {id}: not written: {reason}");
+                log::warn!("{kind:?} {id}: not written: {reason}");
                 self.record(*kind, Some(id), None, Done::Skipped);
             }
             Change::DeleteNamespace { name, prefixes, .. } => {

@@ -1,13 +1,4 @@
-//! oslo-nautobot: mirror one Neutron network/subnet notification into Nautobot.
-//!
-//! decode (event) → plan (handlers, pure) → apply (the only Nautobot I/O).
-
-mod apply;
-mod cli;
-mod error;
-mod event;
-mod handlers;
-mod nautobot;
+//! The one-shot command: read one notification, apply it, report.
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -16,10 +7,11 @@ use anyhow::Context;
 use clap::Parser;
 use serde_json::json;
 
-use crate::cli::Cli;
-use crate::error::{ConfigError, exit_code, severity};
-use crate::event::{InputError, MAX_INPUT_BYTES};
-use crate::handlers::Settings;
+use oslo_nautobot::cli::Cli;
+use oslo_nautobot::error::{self, ConfigError, exit_code, severity};
+use oslo_nautobot::event::{InputError, MAX_INPUT_BYTES};
+use oslo_nautobot::handlers::Settings;
+use oslo_nautobot::{apply, decode_and_plan, nautobot};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -49,17 +41,16 @@ fn init_logging(verbose: u8) {
 /// applying (errors met while applying are printed here, one line each).
 fn try_main(cli: &Cli) -> anyhow::Result<u8> {
     let input = read_input(cli)?;
-    let notification = event::decode(&input)?;
+    let settings = Settings {
+        ucvni_group: cli.ucvni_group.clone(),
+        global_namespace: cli.global_namespace.clone(),
+    };
+    let (notification, changes) = decode_and_plan(&input, &settings)?;
     log::info!(
         "{} (message {})",
         notification.event_type,
         notification.message_id.as_deref().unwrap_or("-")
     );
-    let settings = Settings {
-        ucvni_group: cli.ucvni_group.clone(),
-        global_namespace: cli.global_namespace.clone(),
-    };
-    let changes = handlers::plan(&notification, &settings)?;
     if cli.dry_run {
         for change in &changes {
             println!("{}", serde_json::to_string(change)?);

@@ -36,7 +36,7 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 
 step "unit tests and the binary against a scripted stand-in server"
-cargo_test --bins --test cli
+cargo_test --lib --bins --test cli
 
 step "a real Nautobot"
 eval "$(tests/nautobot/up.sh)"
