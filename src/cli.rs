@@ -3,9 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::error::EXIT_CODES_HELP;
+use crate::Mirror;
+use crate::apply::Options;
+use crate::error::{ConfigError, EXIT_CODES_HELP};
+use crate::handlers::Settings;
+use crate::nautobot::{Client, Policy};
 
 /// Mirror one OpenStack Neutron network or subnet notification into Nautobot.
 ///
@@ -17,6 +21,9 @@ use crate::error::EXIT_CODES_HELP;
 #[derive(Debug, Parser)]
 #[command(name = "oslo-nautobot", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The notification as JSON text (instead of --file or stdin)
     #[arg(value_name = "EVENT_JSON", conflicts_with = "file")]
     pub event: Option<String>,
@@ -27,12 +34,13 @@ pub struct Cli {
 
     /// Print the intended Nautobot changes as JSON lines and change nothing;
     /// needs no token and no server
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", global = true)]
     pub dry_run: bool,
 
     /// Base URL of Nautobot
     #[arg(
         long = "nautobot-url",
+        global = true,
         visible_alias = "nautobot_url",
         env = "NAUTOBOT_URL",
         value_name = "URL",
@@ -44,6 +52,7 @@ pub struct Cli {
     /// to every user of the machine)
     #[arg(
         long = "nautobot-token",
+        global = true,
         visible_alias = "nautobot_token",
         env = "NAUTOBOT_TOKEN",
         value_name = "TOKEN",
@@ -54,6 +63,7 @@ pub struct Cli {
     /// File holding the Nautobot API token, used when no token is given
     #[arg(
         long = "nautobot-token-file",
+        global = true,
         env = "NAUTOBOT_TOKEN_FILE",
         value_name = "PATH",
         default_value = "/etc/nb-token/token"
@@ -61,12 +71,18 @@ pub struct Cli {
     pub nautobot_token_file: PathBuf,
 
     /// UCVNI group of the networks' UCVNIs (needed only when a UCVNI is written)
-    #[arg(long = "ucvni-group", env = "UCVNI_GROUP_NAME", value_name = "NAME")]
+    #[arg(
+        long = "ucvni-group",
+        global = true,
+        env = "UCVNI_GROUP_NAME",
+        value_name = "NAME"
+    )]
     pub ucvni_group: Option<String>,
 
     /// Namespace of the prefixes of router:external networks
     #[arg(
         long = "global-namespace",
+        global = true,
         env = "NAUTOBOT_GLOBAL_NAMESPACE",
         value_name = "NAME",
         default_value = "Global"
@@ -75,12 +91,13 @@ pub struct Cli {
 
     /// Do not create missing tenants: an event for a project that is not in
     /// Nautobot yet then fails as transient (exit 75)
-    #[arg(long = "no-create-tenants", env = "NO_CREATE_TENANTS")]
+    #[arg(long = "no-create-tenants", global = true, env = "NO_CREATE_TENANTS")]
     pub no_create_tenants: bool,
 
     /// Nautobot REST API version sent in the Accept header
     #[arg(
         long = "api-version",
+        global = true,
         env = "NAUTOBOT_API_VERSION",
         value_name = "VERSION",
         default_value = "3.0"
@@ -89,33 +106,118 @@ pub struct Cli {
 
     /// CA bundle (PEM) that signs Nautobot's certificate, replacing the
     /// built-in Mozilla roots
-    #[arg(long = "ca-cert", env = "SSL_CERT_FILE", value_name = "PATH")]
+    #[arg(
+        long = "ca-cert",
+        global = true,
+        env = "SSL_CERT_FILE",
+        value_name = "PATH"
+    )]
     pub ca_cert: Option<PathBuf>,
 
     /// Seconds to wait for a TCP connection
-    #[arg(long = "connect-timeout", env = "NAUTOBOT_CONNECT_TIMEOUT", value_name = "SECONDS",
+    #[arg(long = "connect-timeout", global = true, env = "NAUTOBOT_CONNECT_TIMEOUT", value_name = "SECONDS",
           default_value = "5", value_parser = seconds)]
     pub connect_timeout: Duration,
 
     /// Seconds one request may take, connect to last byte
-    #[arg(long = "timeout", env = "NAUTOBOT_TIMEOUT", value_name = "SECONDS",
+    #[arg(long = "timeout", global = true, env = "NAUTOBOT_TIMEOUT", value_name = "SECONDS",
           default_value = "20", value_parser = seconds)]
     pub timeout: Duration,
 
     /// Attempts per request when Nautobot is unreachable, times out, or
     /// answers 429/502/503/504 (the first attempt included)
-    #[arg(long = "attempts", env = "NAUTOBOT_ATTEMPTS", value_name = "N", default_value = "5",
+    #[arg(long = "attempts", global = true, env = "NAUTOBOT_ATTEMPTS", value_name = "N", default_value = "5",
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
 
-    /// Seconds after which no request is retried: bounds the whole run
-    #[arg(long = "retry-budget", env = "NAUTOBOT_RETRY_BUDGET", value_name = "SECONDS",
+    /// Seconds after which no request of an event is retried: bounds the
+    /// time one event can take
+    #[arg(long = "retry-budget", global = true, env = "NAUTOBOT_RETRY_BUDGET", value_name = "SECONDS",
           default_value = "30", value_parser = seconds)]
     pub retry_budget: Duration,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
-    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Ways of handling many events in one process.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply saved events in order over one kept-alive Nautobot connection:
+    /// JSON lines, one JSON document per file, or a `rabbitmqadmin get`
+    /// dump; prints one result line per event and a summary, and exits with
+    /// the most urgent exit code seen
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Files to read in order ("-" for stdin; stdin when none is given)
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+impl Cli {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            ucvni_group: self.ucvni_group.clone(),
+            global_namespace: self.global_namespace.clone(),
+        }
+    }
+
+    /// A Nautobot client and everything else needed to apply events.
+    pub fn mirror(&self) -> Result<Mirror, ConfigError> {
+        let policy = Policy {
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.timeout,
+            attempts: self.attempts,
+            budget: self.retry_budget,
+            backoff: Duration::from_millis(250),
+        };
+        let token = self.token()?;
+        let client = Client::new(
+            &self.nautobot_url,
+            &token,
+            &self.api_version,
+            self.ca_cert.as_deref(),
+            policy,
+        )?;
+        Ok(Mirror {
+            client,
+            settings: self.settings(),
+            options: Options {
+                create_tenants: !self.no_create_tenants,
+            },
+        })
+    }
+
+    /// The token: from the flag or environment, else from the token file.
+    fn token(&self) -> Result<String, ConfigError> {
+        if let Some(token) = self
+            .nautobot_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            return Ok(token.to_owned());
+        }
+        let path = &self.nautobot_token_file;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "no Nautobot token: set NAUTOBOT_TOKEN or NAUTOBOT_TOKEN_FILE ({}: {e})",
+                path.display()
+            ))
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(ConfigError(format!(
+                "the token file {} is empty",
+                path.display()
+            )));
+        }
+        Ok(token.to_owned())
+    }
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {

@@ -3,15 +3,12 @@
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
-use serde_json::json;
 
-use oslo_nautobot::cli::Cli;
-use oslo_nautobot::error::{self, ConfigError, exit_code, severity};
+use oslo_nautobot::cli::{Cli, Command};
+use oslo_nautobot::error::{self, exit_code};
 use oslo_nautobot::event::{InputError, MAX_INPUT_BYTES};
-use oslo_nautobot::handlers::Settings;
-use oslo_nautobot::{apply, decode_and_plan, nautobot};
+use oslo_nautobot::{decode_and_plan, replay};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,63 +37,28 @@ fn init_logging(verbose: u8) {
 /// Runs one event; returns the exit code of a run that got as far as
 /// applying (errors met while applying are printed here, one line each).
 fn try_main(cli: &Cli) -> anyhow::Result<u8> {
+    if let Some(Command::Replay(args)) = &cli.command {
+        return replay::run(cli, args);
+    }
     let input = read_input(cli)?;
-    let settings = Settings {
-        ucvni_group: cli.ucvni_group.clone(),
-        global_namespace: cli.global_namespace.clone(),
-    };
-    let (notification, changes) = decode_and_plan(&input, &settings)?;
-    log::info!(
-        "{} (message {})",
-        notification.event_type,
-        notification.message_id.as_deref().unwrap_or("-")
-    );
+    // Input problems first: they need neither a token nor a server.
+    let (notification, changes) = decode_and_plan(&input, &cli.settings())?;
     if cli.dry_run {
         for change in &changes {
             println!("{}", serde_json::to_string(change)?);
         }
         return Ok(error::OK);
     }
-
-    let token = token(cli)?;
-    let policy = nautobot::Policy {
-        connect_timeout: cli.connect_timeout,
-        request_timeout: cli.timeout,
-        attempts: cli.attempts,
-        budget: cli.retry_budget,
-        backoff: std::time::Duration::from_millis(250),
-    };
-    let client = nautobot::Client::new(
-        &cli.nautobot_url,
-        &token,
-        &cli.api_version,
-        cli.ca_cert.as_deref(),
-        policy,
-    )?;
-    let options = apply::Options {
-        create_tenants: !cli.no_create_tenants,
-    };
-    let (outcomes, errors) = apply::apply(&client, &changes, &options);
-    log::info!("{} HTTP request(s)", client.requests());
-
-    let mut code = error::OK;
-    for err in &errors {
+    let mirror = cli.mirror()?;
+    let report = mirror.apply(notification, &changes);
+    log::info!("{} HTTP request(s)", report.requests);
+    for err in &report.errors {
         eprintln!("oslo-nautobot: {err:#}");
-        let this = exit_code(err);
-        if severity(this) > severity(code) {
-            code = this;
-        }
     }
-    if errors.is_empty() {
-        let summary = json!({
-            "event_type": notification.event_type,
-            "message_id": notification.message_id,
-            "requests": client.requests(),
-            "results": outcomes,
-        });
-        println!("{summary}");
+    if report.errors.is_empty() {
+        println!("{}", report.summary());
     }
-    Ok(code)
+    Ok(report.code())
 }
 
 /// Reads the one input document, refusing more than the size limit.
@@ -125,30 +87,4 @@ fn read_input(cli: &Cli) -> anyhow::Result<Vec<u8>> {
     }
     .map_err(|e| InputError::new(format!("cannot read the input: {e}")))?;
     Ok(bytes)
-}
-
-/// The token: from the flag or environment, else from the token file.
-fn token(cli: &Cli) -> anyhow::Result<String> {
-    if let Some(token) = cli
-        .nautobot_token
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        return Ok(token.to_owned());
-    }
-    let path = &cli.nautobot_token_file;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| {
-            ConfigError(format!(
-                "no Nautobot token: set NAUTOBOT_TOKEN or NAUTOBOT_TOKEN_FILE ({}: {e})",
-                path.display()
-            ))
-        })
-        .context("reading the token")?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(ConfigError(format!("the token file {} is empty", path.display())).into());
-    }
-    Ok(token.to_owned())
 }

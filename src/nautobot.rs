@@ -138,7 +138,7 @@ pub struct Client {
     token: String,
     accept: String,
     policy: Policy,
-    deadline: Instant,
+    deadline: Cell<Instant>,
     requests: Cell<u32>,
 }
 
@@ -197,7 +197,7 @@ impl Client {
             authorization,
             token: token.to_owned(),
             accept: format!("application/json; version={api_version}"),
-            deadline: Instant::now() + policy.budget,
+            deadline: Cell::new(Instant::now() + policy.budget),
             policy,
             requests: Cell::new(0),
         })
@@ -206,6 +206,12 @@ impl Client {
     /// HTTP requests sent so far, retries included.
     pub fn requests(&self) -> u32 {
         self.requests.get()
+    }
+
+    /// Starts a new event's retry budget (one client may serve many events,
+    /// over one kept-alive connection).
+    pub fn begin_event(&self) {
+        self.deadline.set(Instant::now() + self.policy.budget);
     }
 
     /// Sends one request, retrying transient trouble within the budget.
@@ -222,7 +228,10 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            let remaining = self
+                .deadline
+                .get()
+                .saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 let reason = format!("{method} {path}: retry budget spent");
                 return Err(gave_up(&reason, attempt - 1, started));
@@ -249,7 +258,7 @@ impl Client {
                 return Err(gave_up(&reason, attempt, started));
             }
             let wait = retry_after.unwrap_or_else(|| backoff(self.policy.backoff, attempt));
-            if Instant::now() + wait >= self.deadline {
+            if Instant::now() + wait >= self.deadline.get() {
                 return Err(gave_up(&reason, attempt, started));
             }
             log::warn!(

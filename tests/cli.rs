@@ -793,3 +793,103 @@ fn tls_to_a_server_that_does_not_speak_it_is_not_retried_forever() {
     assert!([7, 75].contains(&out.code()), "{}", out.stderr());
     assert!(started.elapsed() < Duration::from_secs(6));
 }
+
+#[test]
+fn replay_applies_events_in_order_over_one_connection() {
+    let stub = Stub::start(vec![json(201, json!({})), json(200, json!({}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let lines = dir.path().join("day.jsonl");
+    let events: Vec<String> = [
+        "subnet.create.end",
+        "network.create.start",
+        "subnet.update.end",
+    ]
+    .iter()
+    .map(|name| {
+        std::fs::read_to_string(fixture(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    })
+    .collect();
+    std::fs::write(
+        &lines,
+        format!("{}\n{}\n{{broken\n{}\n", events[0], events[1], events[2]),
+    )
+    .unwrap();
+    let out = Run::against(&stub.url)
+        .args(["replay", lines.to_str().unwrap()])
+        .run()
+        .expect(6);
+    let results: Vec<Value> = out
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 5, "{}", out.stdout());
+    let exits: Vec<&Value> = results[..4].iter().map(|r| &r["exit"]).collect();
+    assert_eq!(exits, [&json!(0), &json!(6), &json!(5), &json!(0)]);
+    assert_eq!(results[2]["source"], format!("{}:3", lines.display()));
+    assert_eq!(results[4]["events"], 4);
+    assert_eq!(results[4]["exit_codes"], json!({"0": 2, "5": 1, "6": 1}));
+    assert_eq!(
+        stub.lines(),
+        [
+            "POST /api/ipam/prefixes/".to_owned(),
+            format!("PATCH /api/ipam/prefixes/{SUB}/")
+        ]
+    );
+    assert!(
+        stub.seen().iter().all(|s| s.connection == 0),
+        "one kept-alive connection"
+    );
+}
+
+#[test]
+fn replay_reads_rabbitmqadmin_dumps_and_stdin_and_dry_runs() {
+    let body = std::fs::read_to_string(fixture("subnet.delete.end")).unwrap();
+    let dump = json!([{"payload": body.trim(), "payload_encoding": "string", "routing_key": "notifications.info"}]);
+    let stub = Stub::start(vec![json(204, json!({}))]);
+    let out = Run::against(&stub.url)
+        .args(["replay"])
+        .stdin(dump.to_string())
+        .run()
+        .expect(0);
+    assert_eq!(stub.lines(), [format!("DELETE /api/ipam/prefixes/{SUB}/")]);
+    assert!(out.stdout().contains("\"deleted\""));
+
+    let out = Run::new()
+        .args(["replay", "--dry-run", "-"])
+        .stdin(dump.to_string())
+        .run()
+        .expect(0);
+    assert!(out.stdout().contains("\"plan\""), "{}", out.stdout());
+}
+
+#[test]
+fn replay_exits_with_the_most_urgent_code() {
+    let stub = Stub::start(vec![
+        json(503, json!({})),
+        json(400, json!({"prefix": ["bad"]})),
+    ]);
+    let two = format!(
+        "{}\n{}\n",
+        std::fs::read_to_string(fixture("subnet.delete.end"))
+            .unwrap()
+            .trim(),
+        std::fs::read_to_string(fixture("subnet.create.end"))
+            .unwrap()
+            .trim()
+    );
+    let out = Run::against(&stub.url)
+        .env("NAUTOBOT_ATTEMPTS", "1")
+        .args(["replay"])
+        .stdin(two)
+        .run()
+        .expect(75);
+    assert!(
+        out.stdout().contains("\"exit_codes\":{\"75\":1,\"8\":1}"),
+        "{}",
+        out.stdout()
+    );
+}

@@ -136,6 +136,8 @@ pub struct Seen {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Value>,
+    /// Which TCP connection carried it (counted from 0 in accept order).
+    pub connection: usize,
 }
 
 impl Seen {
@@ -184,9 +186,9 @@ impl Stub {
         ));
         let (seen2, script2) = (seen.clone(), script.clone());
         thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
+            for (connection, stream) in listener.incoming().flatten().enumerate() {
                 let (seen, script) = (seen2.clone(), script2.clone());
-                thread::spawn(move || serve(stream, seen, script));
+                thread::spawn(move || serve(stream, connection, seen, script));
             }
         });
         Self { url, seen }
@@ -204,6 +206,7 @@ impl Stub {
 
 fn serve(
     stream: TcpStream,
+    connection: usize,
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<std::collections::VecDeque<Answer>>>,
 ) {
@@ -247,6 +250,7 @@ fn serve(
             path,
             headers,
             body,
+            connection,
         });
         let answer = {
             let mut script = script.lock().unwrap();
