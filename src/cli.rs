@@ -149,6 +149,120 @@ pub enum Command {
     /// dump; prints one result line per event and a summary, and exits with
     /// the most urgent exit code seen
     Replay(ReplayArgs),
+
+    /// Run as a service: consume Neutron notifications from RabbitMQ and apply
+    /// each (needs a build with the "consume" feature)
+    Consume(Box<ConsumeArgs>),
+}
+
+/// Where and how to consume; defaults match sensors/eventsource.yaml.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// RabbitMQ URL (amqp:// or amqps://; the vhost is its path, "%2f" for "/")
+    #[arg(
+        long = "amqp-url",
+        env = "AMQP_URL",
+        value_name = "URL",
+        default_value = "amqp://127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// Virtual host, overriding the URL's
+    #[arg(long = "amqp-vhost", env = "AMQP_VHOST", value_name = "VHOST")]
+    pub amqp_vhost: Option<String>,
+
+    /// User name, overriding the URL's
+    #[arg(long = "amqp-username", env = "AMQP_USERNAME", value_name = "USER")]
+    pub amqp_username: Option<String>,
+
+    /// Password, overriding the URL's (prefer the password file)
+    #[arg(
+        long = "amqp-password",
+        env = "AMQP_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub amqp_password: Option<String>,
+
+    /// File holding the password (whitespace trimmed)
+    #[arg(
+        long = "amqp-password-file",
+        env = "AMQP_PASSWORD_FILE",
+        value_name = "PATH"
+    )]
+    pub amqp_password_file: Option<PathBuf>,
+
+    /// CA bundle (PEM) for amqps://
+    #[arg(long = "amqp-ca-cert", env = "AMQP_CA_CERT", value_name = "PATH")]
+    pub amqp_ca_cert: Option<PathBuf>,
+
+    /// Exchange Neutron publishes to
+    #[arg(
+        long = "exchange",
+        env = "AMQP_EXCHANGE",
+        value_name = "NAME",
+        default_value = "neutron"
+    )]
+    pub exchange: String,
+
+    /// Declare the exchange durable; must match Neutron's amqp_durable_queues
+    #[arg(long = "exchange-durable", env = "AMQP_EXCHANGE_DURABLE", value_name = "BOOL",
+          default_value = "true", action = ArgAction::Set)]
+    pub exchange_durable: bool,
+
+    /// The service's own durable queue
+    #[arg(
+        long = "queue",
+        env = "AMQP_QUEUE",
+        value_name = "NAME",
+        default_value = "oslo-nautobot"
+    )]
+    pub queue: String,
+
+    /// Routing key bound to the queue
+    #[arg(
+        long = "routing-key",
+        env = "AMQP_ROUTING_KEY",
+        value_name = "KEY",
+        default_value = "notifications.info"
+    )]
+    pub routing_key: String,
+
+    /// Messages taken from the queue before any is acknowledged
+    #[arg(
+        long = "prefetch",
+        env = "AMQP_PREFETCH",
+        value_name = "N",
+        default_value = "32"
+    )]
+    pub prefetch: u16,
+
+    /// Events applied at once (never two of the same network)
+    #[arg(long = "concurrency", env = "CONSUME_CONCURRENCY", value_name = "N", default_value = "4",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Exchange that permanently failed messages are published to
+    #[arg(
+        long = "dead-letter-exchange",
+        env = "AMQP_DEAD_LETTER_EXCHANGE",
+        value_name = "NAME"
+    )]
+    pub dead_letter_exchange: Option<String>,
+
+    /// Longest wait between retries of a transiently failing event, in seconds
+    #[arg(long = "max-backoff", env = "CONSUME_MAX_BACKOFF", value_name = "SECONDS",
+          default_value = "60", value_parser = seconds)]
+    pub max_backoff: Duration,
+
+    /// Address of the /healthz and /metrics endpoint
+    #[arg(
+        long = "metrics-addr",
+        env = "METRICS_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_addr: String,
 }
 
 #[derive(Debug, Args)]

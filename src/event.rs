@@ -107,9 +107,12 @@ fn notification(object: Map<String, Value>, where_: &str) -> Result<Notification
     let event_type = match object.get("event_type") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(other) => {
+            let found = match other {
+                Value::String(_) => "an empty string",
+                other => type_name(other),
+            };
             return Err(InputError::new(format!(
-                "{where_}.event_type: expected a non-empty string, found {}",
-                type_name(other)
+                "{where_}.event_type: expected a non-empty string, found {found}"
             )));
         }
         None => return Err(InputError::new(format!("{where_}.event_type: missing"))),

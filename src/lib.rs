@@ -8,6 +8,8 @@
 
 pub mod apply;
 pub mod cli;
+#[cfg(feature = "consume")]
+pub mod consume;
 pub mod error;
 pub mod event;
 pub mod handlers;

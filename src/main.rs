@@ -37,8 +37,16 @@ fn init_logging(verbose: u8) {
 /// Runs one event; returns the exit code of a run that got as far as
 /// applying (errors met while applying are printed here, one line each).
 fn try_main(cli: &Cli) -> anyhow::Result<u8> {
-    if let Some(Command::Replay(args)) = &cli.command {
-        return replay::run(cli, args);
+    match &cli.command {
+        Some(Command::Replay(args)) => return replay::run(cli, args),
+        #[cfg(feature = "consume")]
+        Some(Command::Consume(args)) => return oslo_nautobot::consume::run(cli, args),
+        #[cfg(not(feature = "consume"))]
+        Some(Command::Consume(_)) => {
+            let why = "this binary was built without the consume feature (cargo build --features consume)";
+            return Err(error::ConfigError(why.into()).into());
+        }
+        None => {}
     }
     let input = read_input(cli)?;
     // Input problems first: they need neither a token nor a server.

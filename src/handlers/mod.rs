@@ -102,6 +102,22 @@ pub fn plan(notification: &Notification, settings: &Settings) -> anyhow::Result<
     Ok(changes)
 }
 
+/// The network an event belongs to: the key that keeps one network's events
+/// (and its subnets') in order when many are applied at once.
+pub fn network_of(notification: &Notification) -> Option<String> {
+    let p = &notification.payload;
+    [
+        &p["network"]["id"],
+        &p["network_id"],
+        &p["networks"][0]["id"],
+        &p["subnet"]["network_id"],
+        &p["subnets"][0]["network_id"],
+    ]
+    .into_iter()
+    .find_map(Value::as_str)
+    .map(str::to_ascii_lowercase)
+}
+
 /// The objects of a payload: `payload.<one>` for a single object, or every
 /// element of `payload.<many>` for Neutron's bulk creates. Each comes with its
 /// path, for error messages.
@@ -192,6 +208,22 @@ pub(crate) mod tests {
             plan_err("network.create.end", json!({"networks": {}}))
                 .contains("payload.networks: expected an array")
         );
+    }
+
+    #[test]
+    fn events_are_keyed_by_their_network() {
+        let net = "5B0E4C3E-7f36-4a0c-8a51-0c8f2b7d9a11";
+        let key = Some(net.to_ascii_lowercase());
+        for payload in [
+            json!({"network": {"id": net}}),
+            json!({"network_id": net}),
+            json!({"networks": [{"id": net}]}),
+            json!({"subnet": {"id": "x", "network_id": net}}),
+            json!({"subnets": [{"network_id": net}]}),
+        ] {
+            assert_eq!(network_of(&event("x", payload)), key);
+        }
+        assert_eq!(network_of(&event("x", json!({}))), None);
     }
 
     #[test]
