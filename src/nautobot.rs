@@ -304,7 +304,10 @@ impl Client {
         let mut response = sent.map_err(classify)?;
         let status = response.status().as_u16();
         if (300..400).contains(&status) {
-            let location = header(&response, "location").unwrap_or_default();
+            // A Location that echoes the request must not print the token.
+            let location = header(&response, "location")
+                .unwrap_or_default()
+                .replace(&self.token, "[redacted]");
             return Err(Trouble::Config(format!(
                 "Nautobot answered {status} redirecting to {location:?}: check the Nautobot URL (scheme, host, path)"
             )));

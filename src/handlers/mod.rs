@@ -178,6 +178,14 @@ pub(crate) mod tests {
         }
     }
 
+    /// `base` with the keys of `extra` added or replaced.
+    pub fn merged(mut base: Value, extra: Value) -> Value {
+        if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
+            base.extend(extra);
+        }
+        base
+    }
+
     pub fn plan_err(event_type: &str, payload: Value) -> String {
         format!(
             "{:#}",

@@ -98,7 +98,7 @@ pub fn delete(payload: &Value) -> anyhow::Result<Vec<Change>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{event, plan_err, settings};
+    use super::super::tests::{event, merged, plan_err, settings};
     use super::super::{Change, FirstTry, Kind, plan};
     use serde_json::{Value, json};
 
@@ -106,13 +106,10 @@ mod tests {
     const PROJECT: &str = "0f3a9d2c1b7e4e56a8d9c0b1a2e3f405";
 
     fn network(extra: Value) -> Value {
-        let mut n = json!({"id": NET, "name": "blue", "project_id": PROJECT,
-                           "provider:network_type": "vxlan", "provider:segmentation_id": 4242,
-                           "router:external": false, "subnets": []});
-        if let (Value::Object(n), Value::Object(extra)) = (&mut n, extra) {
-            n.extend(extra);
-        }
-        n
+        let base = json!({"id": NET, "name": "blue", "project_id": PROJECT,
+                          "provider:network_type": "vxlan", "provider:segmentation_id": 4242,
+                          "router:external": false, "subnets": []});
+        merged(base, extra)
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn delete(payload: &Value) -> anyhow::Result<Vec<Change>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{event, plan_err, settings};
+    use super::super::tests::{event, merged, plan_err, settings};
     use super::super::{Change, FirstTry, Kind, plan};
     use serde_json::{Value, json};
 
@@ -75,13 +75,10 @@ mod tests {
     const NET: &str = "5b0e4c3e-7f36-4a0c-8a51-0c8f2b7d9a11";
 
     fn subnet(extra: Value) -> Value {
-        let mut s = json!({"id": SUB, "network_id": NET, "name": "blue-v4", "ip_version": 4,
-                           "cidr": "10.10.0.0/24", "project_id": "0f3a9d2c1b7e4e56a8d9c0b1a2e3f405",
-                           "router:external": false});
-        if let (Value::Object(s), Value::Object(extra)) = (&mut s, extra) {
-            s.extend(extra);
-        }
-        s
+        let base = json!({"id": SUB, "network_id": NET, "name": "blue-v4", "ip_version": 4,
+                          "cidr": "10.10.0.0/24", "project_id": "0f3a9d2c1b7e4e56a8d9c0b1a2e3f405",
+                          "router:external": false});
+        merged(base, extra)
     }
 
     fn write_of(changes: &[Change]) -> (&Value, &Option<String>, FirstTry) {
