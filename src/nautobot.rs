@@ -142,6 +142,8 @@ pub struct Client {
     requests: Cell<u32>,
 }
 
+const JSON: &str = "application/json";
+
 /// Largest response body read; a page of 1000 prefixes is about 1.5 MiB.
 const MAX_RESPONSE_BYTES: u64 = 16 << 20;
 
@@ -179,6 +181,12 @@ impl Client {
         // in an environment where it does not exist.
         if let Some(path) = ca_cert.filter(|_| base.starts_with("https://")) {
             tls = tls.root_certs(load_ca(path)?);
+        }
+        // ureq logs the bytes on the wire at trace level, unredacted: the
+        // Authorization header, and whatever a server echoes back. Debug is
+        // as far as logging goes once a client holds the token.
+        if log::max_level() > log::LevelFilter::Debug {
+            log::set_max_level(log::LevelFilter::Debug);
         }
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
@@ -288,17 +296,19 @@ impl Client {
                     .build()
             };
         }
+        // Compact JSON (ureq's send_json pretty-prints).
+        let json = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let sent = match (method, body) {
             (Method::Get, _) => prepare!(self.agent.get(&url)).call(),
             (Method::Delete, None) => prepare!(self.agent.delete(&url)).call(),
-            (Method::Delete, Some(body)) => prepare!(self.agent.delete(&url))
-                .force_send_body()
-                .send_json(body),
-            (Method::Post, body) => {
-                prepare!(self.agent.post(&url)).send_json(body.unwrap_or(&Value::Null))
+            (Method::Delete, Some(_)) => {
+                prepare!(self.agent.delete(&url).header("Content-Type", JSON))
+                    .force_send_body()
+                    .send(&json[..])
             }
-            (Method::Patch, body) => {
-                prepare!(self.agent.patch(&url)).send_json(body.unwrap_or(&Value::Null))
+            (Method::Post, _) => prepare!(self.agent.post(&url).content_type(JSON)).send(&json[..]),
+            (Method::Patch, _) => {
+                prepare!(self.agent.patch(&url).content_type(JSON)).send(&json[..])
             }
         };
         let mut response = sent.map_err(classify)?;

@@ -247,6 +247,7 @@ fn subnet_create_is_one_request_with_the_right_headers_and_body() {
         seen[0].header("accept"),
         Some("application/json; version=3.0")
     );
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
     assert_eq!(
         seen[0].body,
         Some(
