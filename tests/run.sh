@@ -46,11 +46,10 @@ export NAUTOBOT_URL NAUTOBOT_TOKEN
 step "live suite against $NAUTOBOT_URL"
 cargo_test --test live -- --include-ignored --test-threads 4
 
-for extra in tests/static/chroot.sh tests/manifests/validate.sh tests/e2e/run.sh; do
-    if [ -x "$extra" ]; then
-        step "$extra"
-        "$extra" 2>&1 | tee -a "$log"
-    fi
+for suite in tests/static/chroot.sh tests/manifests/validate.sh tests/e2e/run.sh tests/neutron/run.sh; do
+    step "$suite"
+    # A suite that is missing or fails fails the run: nothing is skipped.
+    bash "$suite" 2>&1 | tee -a "$log" || { echo "$suite failed" >&2; exit 1; }
 done
 
 step "done"
