@@ -104,7 +104,7 @@ pub fn run(cli: &Cli, args: &ConsumeArgs) -> anyhow::Result<u8> {
         let _ = worker.join();
     }
     runtime.block_on(async {
-        if let Ok((connection, _)) = &result {
+        if let Ok(Some((connection, _))) = &result {
             let _ = connection.close(200, "shutting down".into()).await;
         }
     });
@@ -121,15 +121,17 @@ async fn consume(
     senders: &[mpsc::Sender<Job>],
     metrics: &Arc<Metrics>,
     stopping: &AtomicBool,
-) -> anyhow::Result<(Connection, Channel)> {
+) -> anyhow::Result<Option<(Connection, Channel)>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut backoff = Duration::from_millis(500);
+    const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+    let mut backoff = FIRST_BACKOFF;
     let mut next_round_robin = 0usize;
     loop {
         let session = match open(uri, tls.clone(), args).await {
             Ok(session) => session,
+            Err(err) if err.is::<ConfigError>() => return Err(err),
             Err(err) => {
                 metrics.set_connected(false);
                 log::warn!(
@@ -138,8 +140,8 @@ async fn consume(
                 );
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = terminate.recv() => return Err(anyhow::anyhow!("stopped before connecting to RabbitMQ")),
-                    _ = interrupt.recv() => return Err(anyhow::anyhow!("stopped before connecting to RabbitMQ")),
+                    _ = terminate.recv() => return Ok(None),
+                    _ = interrupt.recv() => return Ok(None),
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
@@ -147,7 +149,7 @@ async fn consume(
         };
         let (connection, channel, mut consumer) = session;
         metrics.set_connected(true);
-        backoff = Duration::from_millis(500);
+        let connected_at = Instant::now();
         log::warn!("consuming {} on {}", args.queue, display(uri));
         let mut lag = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -183,7 +185,20 @@ async fn consume(
             }
         }
         metrics.set_connected(false);
-        log::warn!("lost RabbitMQ; unacknowledged messages return to the queue; reconnecting");
+        // A session that ends at once (a broker refusing something on every
+        // connection) must not turn into a tight reconnect loop.
+        if connected_at.elapsed() > Duration::from_secs(30) {
+            backoff = FIRST_BACKOFF;
+        }
+        log::warn!(
+            "lost RabbitMQ; unacknowledged messages return to the queue; reconnecting in {backoff:.1?}"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = terminate.recv() => return Ok(None),
+            _ = interrupt.recv() => return Ok(None),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -193,13 +208,13 @@ async fn stop(
     channel: Channel,
     tag: lapin::types::ShortString,
     stopping: &AtomicBool,
-) -> anyhow::Result<(Connection, Channel)> {
-    log::warn!("stopping: finishing in-flight messages");
+) -> anyhow::Result<Option<(Connection, Channel)>> {
+    log::warn!("stopping: finishing the events being applied, returning the rest to the queue");
     stopping.store(true, Ordering::SeqCst);
     let _ = channel
         .basic_cancel(tag, BasicCancelOptions::default())
         .await;
-    Ok((connection, channel))
+    Ok(Some((connection, channel)))
 }
 
 /// Declares the exchange, the queue and its binding exactly as the Argo
@@ -249,6 +264,25 @@ async fn open(
             FieldTable::default(),
         )
         .await?;
+    if let Some(dead_letter) = &args.dead_letter_exchange {
+        // Publishing to a missing exchange closes the channel, and with it
+        // every unacknowledged delivery: refuse to start instead.
+        let passive = ExchangeDeclareOptions {
+            passive: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        let exists = channel
+            .exchange_declare(
+                dead_letter.as_str().into(),
+                ExchangeKind::Topic,
+                passive,
+                FieldTable::default(),
+            )
+            .await;
+        if let Err(err) = exists {
+            return Err(ConfigError(format!("dead-letter exchange {dead_letter:?}: {err}")).into());
+        }
+    }
     channel
         .basic_qos(args.prefetch, BasicQosOptions::default())
         .await?;
@@ -283,9 +317,24 @@ struct Worker {
 impl Worker {
     fn run(self, jobs: mpsc::Receiver<Job>) {
         for job in jobs {
-            self.process(job);
+            // Once stopping, what has not started goes back to the queue, in
+            // order: applying a later event of a network whose earlier one
+            // was just requeued would reorder them.
+            if self.stopping.load(Ordering::SeqCst) {
+                self.requeue(&job.delivery);
+            } else {
+                self.process(job);
+            }
             self.metrics.in_flight(-1);
         }
+    }
+
+    fn requeue(&self, delivery: &lapin::message::Delivery) {
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        let _ = self.handle.block_on(delivery.acker.nack(requeue));
     }
 
     fn process(&self, job: Job) {
@@ -324,11 +373,7 @@ impl Worker {
             // hold the message (and its network's later ones) and retry.
             if code == error::TRANSIENT || code == error::CONFIG {
                 if self.stopping.load(Ordering::SeqCst) {
-                    let requeue = BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    };
-                    let _ = self.handle.block_on(delivery.acker.nack(requeue));
+                    self.requeue(&delivery);
                     return;
                 }
                 self.metrics.retry();
