@@ -80,11 +80,13 @@ fn handle(mirror: Option<&Mirror>, cli: &Cli, item: Item) -> (Value, u8, u32) {
             Err(err) => (failed(&item.source, &err), exit_code(&err), 0),
         };
     };
+    let started = Instant::now();
     let report = mirror.handle(&input);
     let code = report.code();
     let mut line = report.summary();
     line["source"] = json!(item.source);
     line["exit"] = json!(code);
+    line["ms"] = json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0);
     if !report.errors.is_empty() {
         let messages: Vec<String> = report.errors.iter().map(|e| format!("{e:#}")).collect();
         for message in &messages {

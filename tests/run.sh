@@ -46,7 +46,7 @@ export NAUTOBOT_URL NAUTOBOT_TOKEN
 step "live suite against $NAUTOBOT_URL"
 cargo_test --test live -- --include-ignored --test-threads 4
 
-for suite in tests/static/chroot.sh tests/manifests/validate.sh tests/e2e/run.sh tests/neutron/run.sh; do
+for suite in tests/static/chroot.sh tests/manifests/validate.sh tests/e2e/run.sh tests/consume/run.sh tests/neutron/run.sh; do
     step "$suite"
     # A suite that is missing or fails fails the run: nothing is skipped.
     bash "$suite" 2>&1 | tee -a "$log" || { echo "$suite failed" >&2; exit 1; }
