@@ -394,6 +394,11 @@ impl Run<'_> {
             let reply = self.client.call(Method::Get, &path, None)?;
             let results = match (reply.status, reply.body["results"].as_array()) {
                 (200, Some(results)) => results,
+                // The namespace went away after it was looked up: a twin
+                // delivery of this delete removed it, its prefixes first.
+                (400, _) if has_error(&reply, "namespace", "not one of the available choices") => {
+                    return Ok(ids);
+                }
                 _ => return Err(reply.unexpected().into()),
             };
             ids.extend(

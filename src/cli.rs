@@ -136,7 +136,8 @@ pub struct Cli {
           default_value = "30", value_parser = seconds)]
     pub retry_budget: Duration,
 
-    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides, up
+    /// to debug (trace would show request bytes)
     #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
     pub verbose: u8,
 }

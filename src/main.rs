@@ -26,8 +26,9 @@ fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
-        2 => "debug",
-        _ => "trace",
+        // Not trace: ureq would log the request bytes, token included (the
+        // client caps the level at debug anyway).
+        _ => "debug",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp_millis()

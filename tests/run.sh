@@ -46,6 +46,12 @@ export NAUTOBOT_URL NAUTOBOT_TOKEN
 step "live suite against $NAUTOBOT_URL"
 cargo_test --test live -- --include-ignored --test-threads 4
 
+step "hostile conditions against $NAUTOBOT_URL"
+cargo_test --test hostile -- --include-ignored
+
+step "fuzzing the decoder and planner"
+bash tests/hostile/fuzz.sh 2>&1 | tee -a "$log"
+
 for suite in tests/static/chroot.sh tests/manifests/validate.sh tests/e2e/run.sh tests/consume/run.sh tests/neutron/run.sh; do
     step "$suite"
     # A suite that is missing or fails fails the run: nothing is skipped.
