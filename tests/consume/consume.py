@@ -5,7 +5,7 @@ Run through run.sh, which provides RabbitMQ (an empty vhost of this test's
 own), the venv with oslo.messaging, the binary built with the consume
 feature, and NAUTOBOT_URL / NAUTOBOT_TOKEN in the environment.
 
-The service runs as the Deployment runs it (workflows/deployment-consume.yaml):
+The service runs as the Deployment runs it (workflows/consume/deployment.yaml):
 its own queue, the AMQP password and the Nautobot token from files, /healthz
 and /metrics on a port of its own. It reaches Nautobot through a small TCP
 forwarder of this test that can be stopped (connection refused), started
