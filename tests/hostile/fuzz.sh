@@ -43,7 +43,10 @@ mkdir -p "$corpus"
 # libFuzzer writes new inputs to the first directory and only reads the others.
 # Its line per new input goes to the log; the summary is printed below.
 echo "fuzzing $target for ${seconds}s (sanitizer: $sanitizer; log: $log)" >&2
-cargo "${toolchain[@]}" fuzz run --fuzz-dir tests/fuzz --sanitizer "$sanitizer" "$target" \
+# The fuzz build (instrumented, minutes from scratch) is cached outside the
+# repository, like the test suite's other slow steps.
+target_dir="${OSLO_NAUTOBOT_CACHE:-$HOME/.cache/oslo-nautobot}/fuzz-target"
+cargo "${toolchain[@]}" fuzz run --fuzz-dir tests/fuzz --target-dir "$target_dir" --sanitizer "$sanitizer" "$target" \
     "$corpus" tests/fixtures tests/inputs -- \
     -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
     -dict=tests/fuzz/json.dict -print_final_stats=1 >"$log" 2>&1
