@@ -29,17 +29,34 @@ binary's CPU time is the direct measure of the time spent inside it.
 All rounds use one Keystone project: its tenant is created by the first
 event of the first (cold) round, which is reported separately and also
 serves as warm-up. The recording round is not counted either.
+
+Many events (BENCH_MANY networks, 20 by default; 0 leaves this out): the
+same lifecycles for that many networks at once, 6 events each, every
+network's create first, then every subnet's create, and so on. Applied one
+process per event as above; by `oslo-nautobot replay` from one JSON-lines
+file (the `ms` of each result line is the event's latency); and, with
+--consume-binary, by `oslo-nautobot consume` at --concurrency 1 and 4: the
+events are published with oslo.messaging into the consumer's queue
+(declared here first) before the consumer starts, so it works through a
+backlog; it is stopped once /metrics counts them all, and its -v log tells
+when each event was started and applied. Every run on fresh networks,
+BENCH_MANY_REPEATS (3) runs of each mode, taking turns. One table: events/s,
+per-event latency, requests per event.
 """
 
 import argparse
+import datetime
 import http.client
 import http.server
 import json
+import math
 import os
 import platform
 import random
 import re
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -318,6 +335,208 @@ def substitute(requests, mapping):
     return out
 
 
+# --- many events in one process: replay and consume ---------------------------
+
+EXCHANGE = "neutron"
+ROUTING_KEY = "notifications.info"
+CONSUME_QUEUE = "oslo-nautobot-bench"
+CONSUME_PREFETCH = 32  # the consumer's default, given explicitly
+# env_logger's line: "[2026-11-27T02:57:01.123Z INFO  oslo_nautobot::consume] text"
+LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z\s+([A-Z]+)\s+(\S+)\] (.*)$")
+# What a worker logs as it starts applying an event (-v).
+STARTING = re.compile(r"^([a-z_]+\.[a-z_]+\.[a-z_]+) \(message (\S+)\)$")
+
+
+def log_time(stamp):
+    """An env_logger timestamp (UTC), as seconds since the epoch."""
+    return datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def nearest_rank(values, fraction):
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ManyRun:
+    """One mode's figures. Times in ms."""
+
+    def __init__(self, mode, wall, latencies, requests, types, cpu, rss, notes=None):
+        self.mode = mode
+        self.wall = wall
+        self.latencies = latencies
+        self.requests = requests
+        self.types = types  # event type of each latency
+        self.cpu = cpu  # the process's CPU time, all events
+        self.rss = rss  # KiB
+        self.notes = notes or {}
+
+    @property
+    def events(self):
+        return len(self.latencies)
+
+    @staticmethod
+    def pool(runs):
+        """Runs of one mode as one: their events, times and counts added up."""
+        notes = {}
+        if runs[0].notes:
+            notes = {"startup": [x for r in runs for x in r.notes["startup"]]}
+            for key in ("active", "receipt_sum", "receipt_count"):
+                notes[key] = sum(r.notes[key] for r in runs)
+            notes["buckets"] = {b: sum(r.notes["buckets"].get(b, 0) for r in runs) for b in runs[0].notes["buckets"]}
+        return ManyRun(
+            runs[0].mode,
+            sum(r.wall for r in runs),
+            [x for r in runs for x in r.latencies],
+            [x for r in runs for x in r.requests],
+            [x for r in runs for x in r.types],
+            sum(r.cpu for r in runs),
+            max(r.rss for r in runs),
+            notes,
+        )
+
+
+class Publisher:
+    """Neutron's side: oslo.messaging's Notifier set up as neutron.conf sets
+    it up (driver messagingv2, topics notifications, control_exchange
+    neutron, amqp_durable_queues true), and a plain AMQP channel of the
+    benchmark's own that declares the consumer's queue before the consumer
+    runs (so that the published events wait in it) and counts its messages.
+    Needs the venv with oslo.messaging (tests/bench/run.sh runs this script
+    with its python)."""
+
+    def __init__(self, vhost, project, work):
+        import amqp
+        from oslo_config import cfg
+        from oslo_context import context
+        import oslo_messaging
+
+        self.amqp = amqp
+        # What a broker going away raises here.
+        self.errors = (OSError, amqp.exceptions.AMQPError)
+        self.vhost = vhost
+        self.context = context
+        self.project = project
+        conf_path = os.path.join(work, "neutron.conf")
+        with open(conf_path, "w") as f:
+            f.write(
+                "[DEFAULT]\n"
+                f"transport_url = rabbit://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}\n"
+                f"control_exchange = {EXCHANGE}\n\n"
+                "[oslo_messaging_notifications]\ndriver = messagingv2\ntopics = notifications\n\n"
+                "[oslo_messaging_rabbit]\namqp_durable_queues = true\n"
+            )
+        conf = cfg.ConfigOpts()
+        conf(["--config-file", conf_path], project="neutron")
+        self.transport = oslo_messaging.get_notification_transport(conf)
+        self.notifier = oslo_messaging.Notifier(self.transport, publisher_id="network.neutron-server-0")
+        self.conn = self.ch = None
+
+    def channel(self):
+        if self.ch is None:
+            self.conn = self.amqp.Connection(
+                host="127.0.0.1:5672", userid="guest", password="guest", virtual_host=self.vhost
+            )
+            self.conn.connect()
+            self.ch = self.conn.channel()
+        return self.ch
+
+    def reset(self):
+        """Drops the benchmark's own connection (the broker went away)."""
+        try:
+            if self.conn is not None:
+                self.conn.close()
+        except Exception:  # noqa: BLE001 - the connection may be dead already
+            pass
+        self.conn = self.ch = None
+
+    def fresh_queue(self, queue):
+        """An empty queue, with the exchange and binding, declared exactly as
+        the consumer declares them."""
+        ch = self.channel()
+        ch.queue_delete(queue)
+        ch.exchange_declare(EXCHANGE, "topic", durable=True, auto_delete=False)
+        ch.queue_declare(queue, durable=True, auto_delete=False)
+        ch.queue_bind(queue, EXCHANGE, ROUTING_KEY)
+
+    def ready(self, queue):
+        _, count, _ = self.channel().queue_declare(queue, passive=True)
+        return count
+
+    def publish(self, notification):
+        ctx = self.context.RequestContext(
+            user_id=uuid.uuid4().hex,
+            project_id=self.project,
+            request_id=f"req-{uuid.uuid4()}",
+            is_admin=True,
+            roles=["admin", "member", "reader"],
+        )
+        self.notifier.info(ctx, notification["event_type"], notification["payload"])
+
+    def close(self):
+        self.reset()
+        self.transport.cleanup()
+
+
+class Disturbed(Exception):
+    """RabbitMQ went away during a consume run (it is shared: another
+    suite's restart, say): the run's figures are not kept."""
+
+
+def consumer_metrics(port):
+    """{'name{labels}': value} of the consumer's /metrics; {} when unreachable."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def events_total(metrics, outcome=None):
+    return int(
+        sum(
+            v
+            for k, v in metrics.items()
+            if k.startswith("oslo_nautobot_events_total{") and (outcome is None or f'outcome="{outcome}"' in k)
+        )
+    )
+
+
+def process_usage(pid):
+    """CPU time (ms, user + system) and peak RSS (KiB) of a running process.
+    The CPU time is the sum of its threads' schedstat (nanoseconds), or,
+    where that is missing, /proc/PID/stat's clock ticks (10 ms steps)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")  # utime, stime
+    try:
+        ns = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                ns += int(f.read().split()[0])
+        cpu = ns / 1e6
+    except (OSError, ValueError, IndexError):
+        pass
+    rss = float("nan")
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                rss = int(line.split()[1])
+    return cpu, rss
+
+
 # --- the benchmark ------------------------------------------------------------
 
 
@@ -341,6 +560,10 @@ class Bench:
         self.tenant = str(uuid.UUID(self.project))
         self.vni = random.randrange(100_000, 16_000_000)
         self.lifecycles = []
+        # The many-events section: networks that exist at the same time, so
+        # each its own segmentation id, clear of the rounds' one.
+        self.many_vni = self.vni + 1 if self.vni < 8_000_000 else self.vni - 10_000
+        self.many_lifecycles = []
 
     # Every object the run may have made, whatever happened.
     def cleanup(self):
@@ -351,6 +574,10 @@ class Bench:
                 self.remove(lc, left)
             except Exception as e:  # keep going: remove what can be removed
                 left.append(f"network {lc.net} ({e})")
+        try:
+            self.sweep(self.many_lifecycles, left)
+        except Exception as e:  # noqa: BLE001
+            left.append(f"the many-events networks ({e})")
         for gid, name in self.groups:
             status, _ = self.nb.call("DELETE", f"/api/plugins/undercloud-vni/ucvni-groups/{gid}/")
             if status not in (204, 404):
@@ -362,6 +589,30 @@ class Bench:
             log("WARNING: could not remove: " + ", ".join(left))
         else:
             log("cleaned up every object the benchmark made")
+
+    def sweep(self, lifecycles, left):
+        """What is left of many lifecycles, found with a few list requests
+        (normally nothing), then removed lifecycle by lifecycle."""
+        dirty = set()
+        for i in range(0, len(lifecycles), 50):
+            chunk = lifecycles[i : i + 50]
+            by_id = {x: lc for lc in chunk for x in (lc.net, lc.sub)}
+            for path, key, ids in (
+                ("/api/ipam/namespaces/", "name", [lc.net for lc in chunk]),
+                ("/api/plugins/undercloud-vni/ucvnis/", "id", [lc.net for lc in chunk]),
+                ("/api/ipam/prefixes/", "id", [lc.sub for lc in chunk]),
+            ):
+                query = urllib.parse.urlencode({key: ids, "limit": 1000}, doseq=True)
+                status, body = self.nb.call("GET", f"{path}?{query}")
+                if status != 200:
+                    dirty.update(chunk)  # cannot tell: look at each
+                    continue
+                for obj in body["results"]:
+                    lc = by_id.get(obj.get(key))
+                    if lc:
+                        dirty.add(lc)
+        for lc in dirty:
+            self.remove(lc, left)
 
     def remove(self, lc, left):
         """Whatever is left of one lifecycle (normally nothing)."""
@@ -430,6 +681,250 @@ class Bench:
             "kernel": f"Linux {platform.release()}",
             "nautobot": nautobot,
         }
+
+    # --- many events: replay and consume ---------------------------------------
+
+    def many_batch(self):
+        """BENCH_MANY fresh lifecycles, and their events in publishing order:
+        every network's create, then every subnet's create, and so on
+        through the six event types, as a burst of many networks would come."""
+        lcs = []
+        for i in range(self.args.many):
+            self.many_vni += 1
+            lcs.append(Lifecycle(self.group_bin, self.project, self.many_vni, f"10.251.{i % 256}.0/24"))
+        self.many_lifecycles += lcs
+        return [lc.event(t, n) for n, t in enumerate(EVENTS) for lc in lcs]
+
+    def run_processes(self):
+        """The batch, one process of the release binary per event, one after
+        another, as the rounds run them."""
+        events = self.many_batch()
+        paths = []
+        for i, e in enumerate(events):
+            paths.append(os.path.join(self.work, f"event-{i}.json"))
+            with open(paths[-1], "w") as f:
+                json.dump(e, f)
+        env = {"NAUTOBOT_URL": self.url, "NAUTOBOT_TOKEN": self.token}
+        runs = []
+        for e, path in zip(events, paths, strict=True):
+            m = self.launcher.run([self.args.binary, "--ucvni-group", self.group_bin, "--file", path], env)
+            if m.code != 0:
+                raise RuntimeError(f"{e['event_type']}: exit {m.code}\n{m.stderr}{m.stdout}")
+            m.summary = json.loads(m.stdout.strip().splitlines()[-1])
+            runs.append(m)
+        for path in paths:
+            os.unlink(path)
+        good_rss = [m.rss for m in runs if m.rss < IMPLAUSIBLE_RSS_KIB]
+        return ManyRun(
+            "one process per event",
+            sum(m.wall for m in runs),
+            [m.wall for m in runs],
+            [m.summary["requests"] for m in runs],
+            [e["event_type"] for e in events],
+            sum(m.cpu for m in runs),
+            statistics.median(good_rss) if good_rss else float("nan"),
+        )
+
+    def run_replay(self):
+        events = self.many_batch()
+        path = os.path.join(self.work, "events.jsonl")
+        with open(path, "w") as f:
+            for e in events:
+                f.write(json.dumps(e) + "\n")
+        env = {"NAUTOBOT_URL": self.url, "NAUTOBOT_TOKEN": self.token}
+        m = self.launcher.run([self.args.binary, "--ucvni-group", self.group_bin, "replay", path], env)
+        lines = [json.loads(x) for x in m.stdout.splitlines() if x.strip()]
+        results = [x for x in lines if not x.get("summary")]
+        failed = [x for x in results if x.get("exit") != 0]
+        if m.code != 0 or failed or len(results) != len(events):
+            raise RuntimeError(
+                f"replay: exit {m.code}, {len(results)} results for {len(events)} events, "
+                f"{len(failed)} failed: {failed[:3]}\n{m.stderr[-2000:]}"
+            )
+        return ManyRun(
+            "`replay FILE`",
+            m.wall,
+            [x["ms"] for x in results],
+            [x["requests"] for x in results],
+            [x["event_type"] for x in results],
+            m.cpu,
+            m.rss,
+        )
+
+    def run_consume(self, publisher, concurrency):
+        a = self.args
+        events = self.many_batch()
+        try:
+            publisher.fresh_queue(CONSUME_QUEUE)
+            t = time.monotonic()
+            for e in events:
+                publisher.publish(e)
+            deadline = time.monotonic() + 30
+            while publisher.ready(CONSUME_QUEUE) < len(events) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            backlog = publisher.ready(CONSUME_QUEUE)
+        except publisher.errors as e:
+            raise Disturbed(f"publishing: {e!r}") from e
+        if backlog != len(events):
+            raise RuntimeError(f"published {len(events)} events, the queue holds {backlog}")
+        log(f"published {len(events)} events with oslo.messaging in {time.monotonic() - t:.1f} s; starting consume")
+
+        port = free_port()
+        log_path = os.path.join(self.work, f"consume-{concurrency}.log")
+        vhost = urllib.parse.quote(a.amqp_vhost, safe="")
+        argv = [
+            a.consume_binary, "consume", "-v",
+            "--amqp-url", f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+            "--queue", CONSUME_QUEUE,
+            "--exchange", EXCHANGE,
+            "--exchange-durable", "true",
+            "--concurrency", str(concurrency),
+            "--prefetch", str(CONSUME_PREFETCH),
+            "--metrics-addr", f"127.0.0.1:{port}",
+        ]  # fmt: skip
+        env = {"NAUTOBOT_URL": self.url, "NAUTOBOT_TOKEN": self.token, "UCVNI_GROUP_NAME": self.group_bin}
+
+        def tail():
+            with open(log_path, errors="replace") as f:
+                return "".join(f.readlines()[-30:])
+
+        with open(log_path, "w") as out:
+            spawned = time.time()
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        try:
+            deadline = time.monotonic() + 60 + 2 * len(events)
+            while True:
+                m = consumer_metrics(port)
+                if m and events_total(m) >= len(events) and m.get("oslo_nautobot_in_flight") == 0:
+                    break
+                if proc.poll() is not None:
+                    raise RuntimeError(f"consume exited with {proc.returncode}:\n{tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"consume: {events_total(m)} of {len(events)} events after the timeout:\n{tail()}"
+                    )
+                # Not often: every answer costs the consumer a little CPU,
+                # and the times come from its log, not from this loop.
+                time.sleep(0.2)
+            cpu, rss = process_usage(proc.pid)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        with open(log_path, errors="replace") as f:
+            lost = [line for line in f if "lost RabbitMQ" in line or "reconnecting in" in line]
+        if lost:
+            raise Disturbed(lost[0].strip())
+        if events_total(m, "failed"):
+            raise RuntimeError(f"consume: {events_total(m, 'failed')} events failed:\n{tail()}")
+        if proc.returncode != 0:
+            raise RuntimeError(f"consume: exit {proc.returncode} on SIGTERM:\n{tail()}")
+
+        # The log: when the consumer was consuming, and for every event
+        # when its worker started applying it and when it was applied.
+        consuming, started, applied = None, {}, []
+        with open(log_path, errors="replace") as f:
+            for line in f:
+                match = LOG_LINE.match(line.rstrip("\n"))
+                if not match:
+                    continue
+                at, text = log_time(match.group(1)), match.group(4)
+                if consuming is None and text.startswith(f"consuming {CONSUME_QUEUE} "):
+                    consuming = at
+                elif s := STARTING.match(text):
+                    started.setdefault(s.group(2), at)
+                elif text.startswith("{"):
+                    try:
+                        summary = json.loads(text)
+                    except ValueError:
+                        continue
+                    if isinstance(summary, dict) and "results" in summary:
+                        applied.append((at, summary))
+        missing = [x["message_id"] for _, x in applied if x.get("message_id") not in started]
+        if len(applied) != len(events) or missing or consuming is None:
+            raise RuntimeError(
+                f"consume log: {len(applied)} applied events for {len(events)}, {len(missing)} without a start "
+                f"line, consuming line {'found' if consuming else 'missing'}:\n{tail()}"
+            )
+        latencies = [(at - started[x["message_id"]]) * 1000 for at, x in applied]
+        buckets = {
+            float(k.split('le="')[1].split('"')[0]): v
+            for k, v in m.items()
+            if k.startswith("oslo_nautobot_event_seconds_bucket{")
+        }
+        return ManyRun(
+            f"`consume --concurrency {concurrency}`",
+            (max(at for at, _ in applied) - spawned) * 1000,
+            latencies,
+            [x["requests"] for _, x in applied],
+            [x["event_type"] for _, x in applied],
+            cpu,
+            rss,
+            {
+                "startup": [(consuming - spawned) * 1000],
+                # Consuming, until the last event was applied.
+                "active": (max(at for at, _ in applied) - consuming) * 1000,
+                # The histogram: receipt to acknowledgement.
+                "receipt_sum": m.get("oslo_nautobot_event_seconds_sum", 0) * 1000,
+                "receipt_count": m.get("oslo_nautobot_event_seconds_count", 0),
+                "buckets": buckets,
+            },
+        )
+
+    def consume_undisturbed(self, publisher, concurrency, attempts=3):
+        """run_consume, again (fresh networks, the queue emptied) when
+        RabbitMQ went away during the run."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.run_consume(publisher, concurrency)
+            except Disturbed as e:
+                log(f"RabbitMQ went away during the run ({e}); not counted" + ("; again" if attempt < attempts else ""))
+                publisher.reset()
+                deadline = time.monotonic() + 120
+                while True:  # until the broker is back
+                    try:
+                        publisher.channel()
+                        break
+                    except publisher.errors:
+                        publisher.reset()
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(1)
+        raise RuntimeError(f"RabbitMQ went away during {attempts} consume runs in a row")
+
+    def many(self):
+        """The many-events section: one process per event, replay, consume
+        at concurrency 1 and at 4, each on fresh networks, the whole set
+        BENCH_MANY_REPEATS times, the order rotating so that no mode always
+        comes first (other work on the machine comes and goes). Returns
+        every run, in the order they ran."""
+        a = self.args
+        n = a.many * len(EVENTS)
+        modes = ["processes", "replay"] + ([1, 4] if a.consume_binary else [])
+        runs = []
+        publisher = Publisher(a.amqp_vhost, self.project, self.work) if a.consume_binary else None
+        try:
+            for repeat in range(a.many_repeats):
+                turn = repeat % len(modes)
+                for concurrency in modes[turn:] + modes[:turn]:
+                    step = f"{repeat + 1}/{a.many_repeats}"
+                    if concurrency == "processes":
+                        log(f"one process per event, {step}: {n} events")
+                        runs.append(self.run_processes())
+                    elif concurrency == "replay":
+                        log(f"replay, {step}: {n} events in one process")
+                        runs.append(self.run_replay())
+                    else:
+                        log(f"consume --concurrency {concurrency}, {step}: {n} events")
+                        runs.append(self.consume_undisturbed(publisher, concurrency))
+        finally:
+            if publisher:
+                publisher.close()
+        return runs
 
     def dry_runs(self, binaries, count):
         """Dry runs: no server, no token. Cycles through the six events, the
@@ -530,6 +1025,8 @@ class Bench:
                 mb.first = r % 2 == 0
                 samples[t].append((mb, mc))
 
+        many = self.many() if a.many else []
+
         log(f"dry runs ({a.dry_runs} per binary)")
         binaries = {"release": a.binary}
         if a.static_binary:
@@ -559,13 +1056,20 @@ class Bench:
                 for key, runs in dry.items():
                     for m in runs:
                         f.write(json.dumps({"dry_run": key, "wall_ms": m.wall, "cpu_ms": m.cpu, "rss_kib": m.rss}) + "\n")
+                for k, run in enumerate(many):
+                    for i, latency in enumerate(run.latencies):
+                        row = {"many": run.mode, "run": k + 1, "index": i + 1, "event": run.types[i]}
+                        f.write(json.dumps({**row, "latency_ms": latency, "requests": run.requests[i]}) + "\n")
+                    notes = {**run.notes, "buckets": {str(b): v for b, v in run.notes.get("buckets", {}).items()}}
+                    row = {"many": run.mode, "run": k + 1, "events": run.events, "wall_ms": run.wall}
+                    f.write(json.dumps({**row, "cpu_ms": run.cpu, "rss_kib": run.rss, **notes}) + "\n")
         return self.report(
-            machine, load_start, os.getloadavg(), started, floor, cold, templates, samples, dry, mismatches
+            machine, load_start, os.getloadavg(), started, floor, cold, templates, samples, dry, mismatches, many
         )
 
     # --- the report ---------------------------------------------------------
 
-    def report(self, machine, load_start, load_end, started, floor, cold, templates, samples, dry, mismatches):
+    def report(self, machine, load_start, load_end, started, floor, cold, templates, samples, dry, mismatches, many):
         a = self.args
         med = statistics.median
 
@@ -650,6 +1154,10 @@ class Bench:
             f"Cold: the first event of a project that is not a tenant yet (`network.create.end`, which then "
             f"creates the tenant): {c.summary['requests']} requests, {ms(c.wall)} ms (one run).",
             "",
+        ]
+        if many:
+            out += self.many_report(many) + [""]
+        out += [
             "Without a server:",
             "",
             "| binary | size | dry run: min / median / max | dry-run CPU | dry-run peak RSS |",
@@ -686,6 +1194,94 @@ class Bench:
             out.append(f"- `{t}`: {self.redact(seq)}")
         return "\n".join(out) + "\n"
 
+    def many_report(self, runs):
+        """The many-events table: one process per event, replay, consume
+        (each mode's runs added up)."""
+        a = self.args
+        modes = list(dict.fromkeys(r.mode for r in runs))
+        many = [ManyRun.pool([r for r in runs if r.mode == mode]) for mode in modes]
+        repeats = len(runs) // len(modes)
+
+        def ms(x):
+            return f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
+
+        def wall(x):
+            return f"{x / 1000:.2f} s" if x >= 1000 else f"{x:.0f} ms"
+
+        n = a.many * len(EVENTS)
+        out = [
+            f"Many events, on the same Nautobot: {a.many} networks with one subnet each, fresh UUIDs, one UCVNI "
+            f"group, their {n} events (the six above, every network's create, then every subnet's create, and so "
+            f"on) given one by one to the one-shot command, one process each, or to `oslo-nautobot replay` in "
+            f"one JSON-lines file, or published with oslo.messaging for `oslo-nautobot consume`; fresh networks "
+            f"for each run, "
+            + (
+                f"{repeats} runs of each mode, taking turns (the figures add them up):"
+                if repeats > 1
+                else "one run of each mode:"
+            ),
+            "",
+            "| mode | events | wall | events/s | per-event latency: min / median / p95 / max "
+            "| requests/event | CPU/event | peak RSS |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in many:
+            lat = r.latencies
+            out.append(
+                f"| {r.mode} | {r.events} | {wall(r.wall)} | {r.events / (r.wall / 1000):.1f} "
+                f"| {ms(min(lat))} / **{ms(statistics.median(lat))}** / {ms(nearest_rank(lat, 0.95))} "
+                f"/ {ms(max(lat))} ms "
+                f"| {statistics.mean(r.requests):.2f} | {ms(r.cpu / r.events)} ms | {r.rss / 1024:.1f} MiB |"
+            )
+        notes = [
+            "*one process per event*: the release binary, as in the rounds above, one process after another; "
+            "wall: the sum of their wall times; latency: each process's, spawn to exit. "
+            "*replay*: one process, spawn to exit; latency: the `ms` of each result line (one event decoded and "
+            "applied). "
+        ]
+        consume = [r for r in many if r.notes]
+        if consume:
+            startups = [x for r in consume for x in r.notes["startup"]]
+
+            def receipt(r):
+                count = r.notes["receipt_count"]
+                if not count:
+                    return "none counted"
+                bound = min((b for b, v in r.notes["buckets"].items() if v >= count / 2), default=math.inf)
+                return f"mean {r.notes['receipt_sum'] / count:.0f} ms, median ≤ {bound * 1000:.0f} ms"
+
+            notes.append(
+                f"*consume*: the events are published (oslo.messaging's Notifier, set up as Neutron's) into "
+                f"the consumer's queue before the consumer starts, so it works through a backlog of {n}: a "
+                f"measure of throughput (`--prefetch {CONSUME_PREFETCH}`, the default); wall: from its spawn to "
+                f"the last event applied, its start (connecting to RabbitMQ, declaring the queue) included "
+                f"({ms(min(startups))}–{ms(max(startups))} ms); latency: from its `-v` log, a worker's line as it "
+                f"starts applying an event to the event's summary line (millisecond timestamps). Its "
+                f"`oslo_nautobot_event_seconds` histogram (receipt to acknowledgement) also counts the wait "
+                f"behind the prefetched backlog: "
+                + "; ".join(f"{receipt(r)} at {r.mode.strip('`').split(' ', 1)[1]}" for r in consume)
+                + ". "
+            )
+            for r in consume:
+                c = int(r.mode.split()[-1].rstrip("`"))
+                if c == 1:
+                    gap = (r.wall - sum(r.notes["startup"]) - sum(r.latencies)) / r.events
+                    notes.append(
+                        f"At concurrency 1 the events' latencies add up to the wall time but for "
+                        f"{ms(gap)} ms per event (acknowledging one, taking the next). "
+                    )
+                else:
+                    notes.append(
+                        f"At concurrency {c}, {sum(r.latencies) / r.notes['active']:.1f} workers were applying "
+                        f"an event at once, on average. "
+                    )
+        notes.append(
+            "*events/s*: events / wall. *CPU/event*: the process's user + system time over its events "
+            "(the consumer's read from `/proc` before it is stopped). *peak RSS*: the process's maximum "
+            "resident set (one process per event: the median)."
+        )
+        return out + ["", "".join(notes).rstrip()]
+
     def redact(self, text):
         """This run's UUIDs, shown generically."""
         for lc in self.lifecycles:
@@ -701,6 +1297,20 @@ def main():
     ap.add_argument("--curl", default="/usr/bin/curl")
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "15")))
     ap.add_argument("--dry-runs", type=int, default=int(os.environ.get("BENCH_DRY_RUNS", "60")))
+    ap.add_argument(
+        "--many",
+        type=int,
+        default=int(os.environ.get("BENCH_MANY", "20")),
+        help="networks for replay and consume (6 events each); 0 leaves the section out",
+    )
+    ap.add_argument(
+        "--many-repeats",
+        type=int,
+        default=int(os.environ.get("BENCH_MANY_REPEATS", "3")),
+        help="runs of each mode of the many-events section, taking turns",
+    )
+    ap.add_argument("--consume-binary", help="oslo-nautobot built with --features consume; none: no consume runs")
+    ap.add_argument("--amqp-vhost", default="oslo-nautobot-bench", help="an empty RabbitMQ vhost, guest allowed")
     ap.add_argument("--revision", default="", help="what was built, for the report")
     ap.add_argument("--out", help="also write the report here")
     ap.add_argument("--raw", default=os.environ.get("BENCH_RAW"), help="write every sample here, as JSON lines")
@@ -710,6 +1320,10 @@ def main():
             raise SystemExit(f"{var} is not set: run through tests/bench/run.sh")
     if a.rounds < 1:
         raise SystemExit("BENCH_ROUNDS must be at least 1")
+    if not 0 <= a.many <= 1000:
+        raise SystemExit("BENCH_MANY must be 0 to 1000")
+    if a.many_repeats < 1:
+        raise SystemExit("BENCH_MANY_REPEATS must be at least 1")
     bench = Bench(a)
     try:
         report = bench.run()

@@ -1,23 +1,48 @@
 #!/usr/bin/env bash
-# The cost of one oslo-nautobot event, against a live Nautobot:
+# The cost of one oslo-nautobot event, against a live Nautobot, and of many
+# events in one process (replay, consume):
 #
 #   bash tests/bench/run.sh
 #
 # Uses NAUTOBOT_URL and NAUTOBOT_TOKEN when both are set (plain http://, as
 # tests/nautobot/up.sh serves it); otherwise starts that Nautobot here and
-# stops it on exit. Builds the release binary, the static binary and the
-# launcher, then runs tests/bench/bench.py: a Markdown report on stdout,
-# also written to tests/bench/latest.md. Knobs: BENCH_ROUNDS (15),
-# BENCH_DRY_RUNS (60). Asserts nothing: the figures are for reading.
+# stops it on exit. Builds the release binary, the static binary, the
+# consume-enabled release binary and the launcher, then runs
+# tests/bench/bench.py: a Markdown report on stdout, also written to
+# tests/bench/latest.md. Asserts nothing: the figures are for reading.
+#
+# Knobs: BENCH_ROUNDS (15), BENCH_DRY_RUNS (60), BENCH_MANY (20 networks,
+# 6 events each, for replay and consume; 0 leaves them out),
+# BENCH_MANY_REPEATS (3 runs of each), BENCH_CONSUME (1; 0 leaves consume
+# out, and with it RabbitMQ and oslo.messaging). About 3 minutes with the
+# defaults once everything is built; BENCH_ROUNDS=3 BENCH_MANY=5
+# BENCH_MANY_REPEATS=1 BENCH_DRY_RUNS=12 for a quick look.
+#
+# consume needs RabbitMQ on 127.0.0.1:5672 (guest/guest; started if down,
+# installed if missing) and works in a vhost of its own, oslo-nautobot-bench,
+# made anew and removed at the end. oslo.messaging comes from the venv that
+# tests/e2e/run.sh uses (same pinned requirements, made here if missing):
+#   ${OSLO_NAUTOBOT_CACHE:-$HOME/.cache/oslo-nautobot}/e2e-venv
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export CARGO_TERM_COLOR=never
+many=${BENCH_MANY:-20}
+consume=${BENCH_CONSUME:-1}
+[ "$many" = 0 ] && consume=0
+cache=${OSLO_NAUTOBOT_CACHE:-$HOME/.cache/oslo-nautobot}
+venv=$cache/e2e-venv
+vhost=oslo-nautobot-bench
 
-for tool in curl python3; do
-    if ! command -v "$tool" >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool"
+apt_updated=
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        apt_updated=1
     fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+for tool in curl python3; do
+    command -v "$tool" >/dev/null || apt_install "$tool"
 done
 
 echo "[bench] building the release binary, the static binary and the launcher" >&2
@@ -27,9 +52,61 @@ RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release --locked
 mkdir -p target/bench
 rustc --edition 2024 -C opt-level=2 -o target/bench/measure tests/bench/measure.rs
 
+python=python3
+consume_args=()
+cleanup=()
+# shellcheck disable=SC2317 # run by the EXIT trap
+on_exit() {
+    local step
+    for step in "${cleanup[@]}"; do eval "$step" || true; done
+}
+trap on_exit EXIT
+
+if [ "$consume" != 0 ]; then
+    echo "[bench] building the consume-enabled release binary" >&2
+    CARGO_TARGET_DIR=target/consume cargo build --quiet --release --locked --features consume
+
+    # RabbitMQ, as tests/e2e/run.sh and tests/consume/run.sh provide it.
+    rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+    if ! command -v rabbitmq-server >/dev/null || ! command -v rabbitmqctl >/dev/null; then
+        apt_install rabbitmq-server
+    fi
+    if ! rabbit_up; then
+        echo "[bench] starting RabbitMQ" >&2
+        rabbitmq-server -detached >&2 || true
+        for _ in $(seq 1 120); do rabbit_up && break; sleep 0.5; done
+        rabbit_up || { echo "[bench] RabbitMQ did not come up on 127.0.0.1:5672" >&2; exit 1; }
+    fi
+    rabbitmqctl -q await_startup --timeout 60 >/dev/null
+
+    # One run at a time: the vhost is the benchmark's.
+    mkdir -p "$cache"
+    exec 9>"$cache/.bench.lock"
+    flock 9
+    drop_vhost() { rabbitmqctl -q delete_vhost "$vhost" >/dev/null 2>&1 || true; }
+    drop_vhost
+    rabbitmqctl -q add_vhost "$vhost" >/dev/null
+    cleanup+=(drop_vhost)
+    rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null
+
+    # The same pinned list as tests/e2e/run.sh, so that all share one venv.
+    requirements="oslo.messaging==18.3.1 oslo.context==6.5.0 pyyaml==6.0.3"
+    stamp=$venv/.oslo-nautobot-requirements
+    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
+        echo "[bench] installing $requirements into $venv" >&2
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        # shellcheck disable=SC2086 # word splitting of the list is intended
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $requirements >&2
+        printf '%s' "$requirements" > "$stamp"
+    fi
+    python=$venv/bin/python
+    consume_args=(--consume-binary target/consume/release/oslo-nautobot --amqp-vhost "$vhost")
+fi
+
 if [ -z "${NAUTOBOT_URL:-}" ] || [ -z "${NAUTOBOT_TOKEN:-}" ]; then
     echo "[bench] NAUTOBOT_URL/NAUTOBOT_TOKEN not set: starting tests/nautobot/up.sh" >&2
-    trap 'tests/nautobot/down.sh' EXIT
+    cleanup+=(tests/nautobot/down.sh)
     eval "$(tests/nautobot/up.sh)"
 fi
 export NAUTOBOT_URL NAUTOBOT_TOKEN
@@ -43,10 +120,13 @@ if rev=$(git rev-parse --short HEAD 2>/dev/null); then
     fi
 fi
 
-python3 tests/bench/bench.py \
+PYTHONDONTWRITEBYTECODE=1 PYTHONWARNINGS=ignore "$python" tests/bench/bench.py \
     --binary target/release/oslo-nautobot \
     --static-binary "target/$target/release/oslo-nautobot" \
     --launcher target/bench/measure \
     --curl "$(command -v curl)" \
+    --many "$many" \
+    --many-repeats "${BENCH_MANY_REPEATS:-3}" \
+    "${consume_args[@]}" \
     --revision "$revision" \
     --out tests/bench/latest.md
