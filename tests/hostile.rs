@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::nautobot::{Api, token, url, uuid};
 use common::proxy::{Fault, Proxy};
 use common::{Done, Run, Stub, decoded, json};
 use serde_json::{Value, json};
@@ -463,23 +464,6 @@ fn a_network_delete_whose_namespace_a_twin_removes_midway_succeeds() {
 // A real Nautobot: the world of one network
 // ---------------------------------------------------------------------------
 
-fn url() -> String {
-    std::env::var("NAUTOBOT_URL")
-        .expect("NAUTOBOT_URL is not set: run the hostile suite through tests/run.sh")
-}
-
-fn token() -> String {
-    std::env::var("NAUTOBOT_TOKEN")
-        .expect("NAUTOBOT_TOKEN is not set: run the hostile suite through tests/run.sh")
-}
-
-fn uuid() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 /// A small seeded PRNG (xorshift64*): the same seed, the same order.
 struct XorShift(u64);
 
@@ -503,78 +487,6 @@ impl XorShift {
             let j = self.below(i + 1);
             items.swap(i, j);
         }
-    }
-}
-
-/// Nautobot's REST API, for setting up worlds and reading their state.
-struct Api {
-    agent: ureq::Agent,
-    url: String,
-    auth: String,
-}
-
-impl Api {
-    fn new() -> Self {
-        Self {
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(60)))
-                .build()
-                .into(),
-            url: url(),
-            auth: format!("Token {}", token()),
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{path}", self.url);
-        let result = match (method, body) {
-            ("GET", _) => self
-                .agent
-                .get(&url)
-                .header("Authorization", &self.auth)
-                .call(),
-            ("DELETE", None) => self
-                .agent
-                .delete(&url)
-                .header("Authorization", &self.auth)
-                .call(),
-            ("DELETE", Some(b)) => self
-                .agent
-                .delete(&url)
-                .header("Authorization", &self.auth)
-                .force_send_body()
-                .send_json(b),
-            ("POST", Some(b)) => self
-                .agent
-                .post(&url)
-                .header("Authorization", &self.auth)
-                .send_json(b),
-            other => panic!("{other:?}"),
-        };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn get(&self, path: &str) -> Option<Value> {
-        match self.call("GET", path, None) {
-            (200, body) => Some(body),
-            (404, _) => None,
-            (status, body) => panic!("GET {path}: {status} {body}"),
-        }
-    }
-
-    fn list(&self, path: &str) -> Vec<Value> {
-        let body = self.get(path).unwrap_or_else(|| panic!("GET {path}: 404"));
-        body["results"].as_array().unwrap().clone()
-    }
-
-    fn namespace(&self, name: &str) -> Option<Value> {
-        self.list(&format!("/api/ipam/namespaces/?name={name}"))
-            .first()
-            .cloned()
     }
 }
 

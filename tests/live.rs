@@ -13,126 +13,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::nautobot::{Api as Nautobot, token, url, uuid};
 use common::{Run, closed_port_url};
 use serde_json::{Value, json};
-
-fn url() -> String {
-    std::env::var("NAUTOBOT_URL")
-        .expect("NAUTOBOT_URL is not set: run the live suite through tests/run.sh")
-}
-
-fn token() -> String {
-    std::env::var("NAUTOBOT_TOKEN")
-        .expect("NAUTOBOT_TOKEN is not set: run the live suite through tests/run.sh")
-}
-
-fn uuid() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-        .unwrap()
-        .trim()
-        .to_owned()
-}
 
 fn random_below(n: u32) -> u32 {
     let bytes = uuid().replace('-', "");
     u32::from_str_radix(&bytes[..8], 16).unwrap() % n
-}
-
-/// A small REST client for checking Nautobot's state.
-struct Nautobot {
-    agent: ureq::Agent,
-}
-
-impl Nautobot {
-    fn new() -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Self { agent }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{path}", url());
-        let auth = format!("Token {}", token());
-        let result = match (method, body) {
-            ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
-            ("DELETE", None) => self
-                .agent
-                .delete(&url)
-                .header("Authorization", &auth)
-                .call(),
-            ("DELETE", Some(b)) => self
-                .agent
-                .delete(&url)
-                .header("Authorization", &auth)
-                .force_send_body()
-                .send_json(b),
-            ("POST", Some(b)) => self
-                .agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .send_json(b),
-            ("PATCH", Some(b)) => self
-                .agent
-                .patch(&url)
-                .header("Authorization", &auth)
-                .send_json(b),
-            other => panic!("{other:?}"),
-        };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// The object at a detail path with related objects expanded, or None.
-    fn get(&self, path: &str) -> Option<Value> {
-        match self.call("GET", &format!("{path}?depth=1"), None) {
-            (200, body) => Some(body),
-            (404, _) => None,
-            (status, body) => panic!("GET {path}: {status} {body}"),
-        }
-    }
-
-    fn prefix(&self, id: &str) -> Option<Value> {
-        self.get(&format!("/api/ipam/prefixes/{id}/"))
-    }
-
-    fn ucvni(&self, id: &str) -> Option<Value> {
-        self.get(&format!("/api/plugins/undercloud-vni/ucvnis/{id}/"))
-    }
-
-    fn tenant(&self, id: &str) -> Option<Value> {
-        self.get(&format!("/api/tenancy/tenants/{id}/"))
-    }
-
-    fn namespace(&self, name: &str) -> Option<Value> {
-        let (status, body) = self.call("GET", &format!("/api/ipam/namespaces/?name={name}"), None);
-        assert_eq!(status, 200, "{body}");
-        body["results"].as_array().unwrap().first().cloned()
-    }
-
-    fn prefixes_in(&self, namespace: &str) -> Vec<Value> {
-        let Some(ns) = self.namespace(namespace) else {
-            return Vec::new();
-        };
-        let (_, body) = self.call(
-            "GET",
-            &format!(
-                "/api/ipam/prefixes/?namespace={}&depth=1",
-                ns["id"].as_str().unwrap()
-            ),
-            None,
-        );
-        body["results"].as_array().unwrap().clone()
-    }
-
-    fn create(&self, endpoint: &str, body: Value) -> Value {
-        let (status, reply) = self.call("POST", endpoint, Some(body));
-        assert_eq!(status, 201, "POST {endpoint}: {reply}");
-        reply
-    }
 }
 
 /// One test's world: a UCVNI group and a Keystone project of its own.

@@ -2,6 +2,7 @@
 //! stands in for Nautobot and records every request it gets.
 #![allow(dead_code)]
 
+pub mod nautobot;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
