@@ -211,12 +211,12 @@ pub struct ConsumeArgs {
           default_value = "true", action = ArgAction::Set)]
     pub exchange_durable: bool,
 
-    /// The service's own durable queue
+    /// The service's own durable queue (not the EventSource's "oslo-nautobot")
     #[arg(
         long = "queue",
         env = "AMQP_QUEUE",
         value_name = "NAME",
-        default_value = "oslo-nautobot"
+        default_value = "oslo-nautobot-consume"
     )]
     pub queue: String,
 
