@@ -56,17 +56,19 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import testlib  # noqa: E402 - standard library only; what needs the venv is imported where used
+from testlib import free_port  # noqa: E402
 
 EVENTS = [
     "network.create.end",
@@ -89,37 +91,14 @@ def log(msg):
 # --- Nautobot, for setup, lookups and cleanup (never timed) -----------------
 
 
-class Nautobot:
+class Nautobot(testlib.Nautobot):
     def __init__(self, url, token):
-        self.url = url.rstrip("/")
-        self.token = token
         # Straight to Nautobot, whatever http_proxy says (as the binary and curl, run without it).
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Token {self.token}")
-        req.add_header("Accept", "application/json")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with self.opener.open(req, timeout=60) as resp:
-                raw = resp.read()
-                status = resp.status
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            status = e.code
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, raw.decode(errors="replace")
+        super().__init__(url, token, timeout=60, direct=True)
 
     def namespace_id(self, name):
-        status, body = self.call("GET", "/api/ipam/namespaces/?name=" + urllib.parse.quote(name))
-        if status != 200:
-            raise RuntimeError(f"namespace lookup {name}: {status} {body}")
-        return body["results"][0]["id"] if body["results"] else None
+        ns = self.namespace(name)
+        return ns["id"] if ns else None
 
 
 # --- events -----------------------------------------------------------------
@@ -357,12 +336,6 @@ def nearest_rank(values, fraction):
     return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ManyRun:
     """One mode's figures. Times in ms."""
 
@@ -401,7 +374,7 @@ class ManyRun:
         )
 
 
-class Publisher:
+class Publisher(testlib.AmqpChannel):
     """Neutron's side: oslo.messaging's Notifier set up as neutron.conf sets
     it up (driver messagingv2, topics notifications, control_exchange
     neutron, amqp_durable_queues true), and a plain AMQP channel of the
@@ -412,48 +385,16 @@ class Publisher:
 
     def __init__(self, vhost, project, work):
         import amqp
-        from oslo_config import cfg
         from oslo_context import context
-        import oslo_messaging
 
-        self.amqp = amqp
+        super().__init__(vhost)
         # What a broker going away raises here.
         self.errors = (OSError, amqp.exceptions.AMQPError)
-        self.vhost = vhost
         self.context = context
         self.project = project
-        conf_path = os.path.join(work, "neutron.conf")
-        with open(conf_path, "w") as f:
-            f.write(
-                "[DEFAULT]\n"
-                f"transport_url = rabbit://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}\n"
-                f"control_exchange = {EXCHANGE}\n\n"
-                "[oslo_messaging_notifications]\ndriver = messagingv2\ntopics = notifications\n\n"
-                "[oslo_messaging_rabbit]\namqp_durable_queues = true\n"
-            )
-        conf = cfg.ConfigOpts()
-        conf(["--config-file", conf_path], project="neutron")
-        self.transport = oslo_messaging.get_notification_transport(conf)
-        self.notifier = oslo_messaging.Notifier(self.transport, publisher_id="network.neutron-server-0")
-        self.conn = self.ch = None
-
-    def channel(self):
-        if self.ch is None:
-            self.conn = self.amqp.Connection(
-                host="127.0.0.1:5672", userid="guest", password="guest", virtual_host=self.vhost
-            )
-            self.conn.connect()
-            self.ch = self.conn.channel()
-        return self.ch
-
-    def reset(self):
-        """Drops the benchmark's own connection (the broker went away)."""
-        try:
-            if self.conn is not None:
-                self.conn.close()
-        except Exception:  # noqa: BLE001 - the connection may be dead already
-            pass
-        self.conn = self.ch = None
+        url = f"rabbit://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}"
+        self.transport, self.notifier = testlib.neutron_notifier(work, url, EXCHANGE, True,
+                                                                 "network.neutron-server-0")
 
     def fresh_queue(self, queue):
         """An empty queue, with the exchange and binding, declared exactly as

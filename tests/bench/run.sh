@@ -29,17 +29,13 @@ export CARGO_TERM_COLOR=never
 many=${BENCH_MANY:-20}
 consume=${BENCH_CONSUME:-1}
 [ "$many" = 0 ] && consume=0
-cache=${OSLO_NAUTOBOT_CACHE:-$HOME/.cache/oslo-nautobot}
-venv=$cache/e2e-venv
 vhost=oslo-nautobot-bench
-
-apt_updated=
-apt_install() {
-    if [ -z "$apt_updated" ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-        apt_updated=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+# shellcheck source=tests/lib/common.sh
+. tests/lib/common.sh
+note() { echo "[bench] $*" >&2; }
+die() {
+    note "$*"
+    exit 1
 }
 for tool in curl python3; do
     command -v "$tool" >/dev/null || apt_install "$tool"
@@ -67,40 +63,16 @@ if [ "$consume" != 0 ]; then
     CARGO_TARGET_DIR=target/consume cargo build --quiet --release --locked --features consume
 
     # RabbitMQ, as tests/e2e/run.sh and tests/consume/run.sh provide it.
-    rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
-    if ! command -v rabbitmq-server >/dev/null || ! command -v rabbitmqctl >/dev/null; then
-        apt_install rabbitmq-server
-    fi
-    if ! rabbit_up; then
-        echo "[bench] starting RabbitMQ" >&2
-        rabbitmq-server -detached >&2 || true
-        for _ in $(seq 1 120); do rabbit_up && break; sleep 0.5; done
-        rabbit_up || { echo "[bench] RabbitMQ did not come up on 127.0.0.1:5672" >&2; exit 1; }
-    fi
-    rabbitmqctl -q await_startup --timeout 60 >/dev/null
+    ensure_rabbitmq die
 
     # One run at a time: the vhost is the benchmark's.
-    mkdir -p "$cache"
-    exec 9>"$cache/.bench.lock"
-    flock 9
-    drop_vhost() { rabbitmqctl -q delete_vhost "$vhost" >/dev/null 2>&1 || true; }
-    drop_vhost
-    rabbitmqctl -q add_vhost "$vhost" >/dev/null
-    cleanup+=(drop_vhost)
-    rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null
+    lock_cache bench
+    fresh_vhost "$vhost" die
+    cleanup+=("drop_vhost $vhost")
 
-    # The same pinned list as tests/e2e/run.sh, so that all share one venv.
-    requirements="oslo.messaging==18.3.1 oslo.context==6.5.0 pyyaml==6.0.3"
-    stamp=$venv/.oslo-nautobot-requirements
-    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
-        echo "[bench] installing $requirements into $venv" >&2
-        rm -rf "$venv"
-        python3 -m venv "$venv"
-        # shellcheck disable=SC2086 # word splitting of the list is intended
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $requirements >&2
-        printf '%s' "$requirements" > "$stamp"
-    fi
-    python=$venv/bin/python
+    # The same pinned list and venv as tests/e2e/run.sh.
+    venv_with "$oslo_messaging_venv" "${oslo_messaging_requirements[@]}"
+    python=$oslo_messaging_venv/bin/python
     consume_args=(--consume-binary target/consume/release/oslo-nautobot --amqp-vhost "$vhost")
 fi
 

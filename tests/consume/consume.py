@@ -64,9 +64,11 @@ import urllib.request
 import uuid
 
 import amqp
-from oslo_config import cfg
 from oslo_context import context as oslo_context
-import oslo_messaging
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from testlib import (  # noqa: E402
+    AmqpChannel, Nautobot, Report, dashed, free_port, nautobot_env_missing, neutron_notifier)
 
 EXCHANGE = "neutron"
 ROUTING_KEY = "notifications.info"
@@ -76,33 +78,8 @@ DEAD = "oslo-nautobot-consume-dead"
 DRAIN_TIMEOUT = 60  # seconds for a batch to be applied
 
 
-class Report:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS: {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL: {name}", flush=True)
-            for line in str(detail).strip().splitlines()[:40]:
-                print(f"      {line}", flush=True)
-        return bool(ok)
-
-    def summary(self):
-        print(f"{self.passed} passed, {self.failed} failed", flush=True)
-
-
 def note(text):
     print(f"[consume.py {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout, interval=0.2):
@@ -355,27 +332,7 @@ def events(m, outcome=None, event_type=None, code=None):
 # RabbitMQ: the test's own view
 
 
-class Broker:
-    def __init__(self, vhost):
-        self.vhost = vhost
-        self.conn = self.ch = None
-
-    def channel(self):
-        if self.ch is None:
-            self.conn = amqp.Connection(host="127.0.0.1:5672", userid="guest", password="guest",
-                                        virtual_host=self.vhost)
-            self.conn.connect()
-            self.ch = self.conn.channel()
-        return self.ch
-
-    def reset(self):
-        try:
-            if self.conn is not None:
-                self.conn.close()
-        except Exception:  # noqa: BLE001 - the connection may be dead already
-            pass
-        self.conn = self.ch = None
-
+class Broker(AmqpChannel):
     def ready(self, queue=QUEUE):
         """Messages ready in the queue (a passive declare), or None."""
         try:
@@ -423,69 +380,7 @@ class Broker:
 
 
 # --------------------------------------------------------------------------
-# oslo.messaging: Neutron's side
-
-
-def neutron_notifier(work, url):
-    """A Notifier set up from a neutron.conf-like file, as Neutron sets its up."""
-    path = os.path.join(work, "neutron.conf")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(f"""[DEFAULT]
-transport_url = {url}
-control_exchange = {EXCHANGE}
-
-[oslo_messaging_notifications]
-driver = messagingv2
-topics = notifications
-
-[oslo_messaging_rabbit]
-amqp_durable_queues = true
-""")
-    conf = cfg.ConfigOpts()
-    conf(["--config-file", path], project="neutron")
-    transport = oslo_messaging.get_notification_transport(conf)
-    return transport, oslo_messaging.Notifier(transport, publisher_id="network.consume-test")
-
-
-# --------------------------------------------------------------------------
-# Nautobot
-
-
-class Nautobot:
-    def __init__(self, url, token):
-        self.url = url.rstrip("/")
-        self.token = token
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": f"Token {self.token}", "Accept": "application/json",
-            "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, text = resp.status, resp.read()
-        except urllib.error.HTTPError as e:
-            status, text = e.code, e.read()
-        try:
-            return status, json.loads(text) if text else None
-        except ValueError:
-            return status, text.decode(errors="replace")
-
-    def all(self, path, **query):
-        """Every object of a filtered list (one page of up to 1000)."""
-        q = urllib.parse.urlencode({**query, "limit": 1000, "depth": 1}, doseq=True)
-        status, body = self.call("GET", f"{path}?{q}")
-        if status != 200:
-            raise RuntimeError(f"GET {path}: {status} {str(body)[:300]}")
-        return body["results"]
-
-
-# --------------------------------------------------------------------------
 # The run
-
-
-def dashed(hex32):
-    return str(uuid.UUID(hex32))
 
 
 class World:
@@ -672,7 +567,8 @@ class Test:
         r.check(f"RabbitMQ: {QUEUE} bound to neutron with notifications.info only",
                 binds == [(EXCHANGE, ROUTING_KEY)], binds)
         url = f"rabbit://guest:guest@127.0.0.1:5672/{self.args.vhost}"
-        self.transport, self.notifier = neutron_notifier(self.args.work, url)
+        self.transport, self.notifier = neutron_notifier(self.args.work, url, EXCHANGE, True,
+                                                         "network.consume-test")
 
     def scenario_all_applied(self):
         r = self.r
@@ -1003,11 +899,8 @@ def main():
     p.add_argument("--vhost", required=True, help="an empty RabbitMQ vhost of this test, guest allowed")
     p.add_argument("--work", required=True, help="scratch directory")
     args = p.parse_args()
-    for var in ("NAUTOBOT_URL", "NAUTOBOT_TOKEN"):
-        if not os.environ.get(var):
-            print(f"FAIL: {var} is not set")
-            print("0 passed, 1 failed")
-            return 1
+    if nautobot_env_missing():
+        return 1
     # oslo.messaging logs its reconnection attempts while RabbitMQ restarts.
     logging.basicConfig(level=logging.ERROR)
 

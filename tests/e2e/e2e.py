@@ -57,38 +57,18 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 
 import amqp
 import yaml
 from amqp import spec
-from oslo_config import cfg
 from oslo_context import context as oslo_context
-import oslo_messaging
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from testlib import Nautobot, Report, dashed, nautobot_env_missing, neutron_notifier  # noqa: E402
 
 RECEIVE_TIMEOUT = 15  # seconds to wait for a published notification
-
-
-class Report:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS: {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL: {name}", flush=True)
-            for line in str(detail).strip().splitlines()[:40]:
-                print(f"      {line}", flush=True)
-        return bool(ok)
-
-    def summary(self):
-        print(f"{self.passed} passed, {self.failed} failed", flush=True)
 
 
 class Unsupported(Exception):
@@ -427,78 +407,8 @@ class Logs(logging.Handler):
         return "\n".join(out)
 
 
-def neutron_notifier(work, url, exchange, durable, tag):
-    """A Notifier set up from a neutron.conf-like file, as Neutron sets its up."""
-    path = os.path.join(work, f"neutron-{tag}.conf")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(f"""[DEFAULT]
-transport_url = {url}
-control_exchange = {exchange}
-
-[oslo_messaging_notifications]
-driver = messagingv2
-topics = notifications
-
-[oslo_messaging_rabbit]
-amqp_durable_queues = {str(durable).lower()}
-""")
-    conf = cfg.ConfigOpts()
-    conf(["--config-file", path], project="neutron")
-    transport = oslo_messaging.get_notification_transport(conf)
-    return transport, oslo_messaging.Notifier(transport, publisher_id="network.e2e")
-
-
-# --------------------------------------------------------------------------
-# Nautobot
-
-
-class Nautobot:
-    def __init__(self, url, token):
-        self.url = url.rstrip("/")
-        self.token = token
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": f"Token {self.token}", "Accept": "application/json",
-            "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, text = resp.status, resp.read()
-        except urllib.error.HTTPError as e:
-            status, text = e.code, e.read()
-        try:
-            return status, json.loads(text) if text else None
-        except ValueError:
-            return status, text.decode(errors="replace")
-
-    def get(self, path):
-        status, body = self.call("GET", f"{path}?depth=1")
-        if status == 404:
-            return None
-        if status != 200:
-            raise RuntimeError(f"GET {path}: {status} {body}")
-        return body
-
-    def namespace(self, name):
-        status, body = self.call("GET", f"/api/ipam/namespaces/?name={urllib.parse.quote(name)}")
-        if status != 200:
-            raise RuntimeError(f"GET namespaces: {status} {body}")
-        return body["results"][0] if body["results"] else None
-
-    def prefix(self, id_):
-        return self.get(f"/api/ipam/prefixes/{id_}/")
-
-    def ucvni(self, id_):
-        return self.get(f"/api/plugins/undercloud-vni/ucvnis/{id_}/")
-
-
 # --------------------------------------------------------------------------
 # The run
-
-
-def dashed(hex32):
-    return str(uuid.UUID(hex32))
 
 
 class E2E:
@@ -716,7 +626,8 @@ class E2E:
         logging.getLogger().addHandler(self.logs)
         logging.getLogger().setLevel(logging.WARNING)
         url = self.args.amqp.replace("amqp://", "rabbit://", 1)
-        self.transport, self.notifier = neutron_notifier(self.args.work, url, x["name"], x["durable"], "e2e")
+        self.transport, self.notifier = neutron_notifier(self.args.work, url, x["name"], x["durable"],
+                                                         "network.e2e", "neutron-e2e.conf")
 
     def check_broker(self):
         """What RabbitMQ now holds is what the EventSource's YAML declares."""
@@ -837,7 +748,8 @@ class E2E:
         #    loses its notification (PRECONDITION_FAILED, only logged).
         x = self.m.exchange()
         url = self.args.amqp.replace("amqp://", "rabbit://", 1)
-        bad_transport, bad = neutron_notifier(self.args.work, url, x["name"], not x["durable"], "mismatch")
+        bad_transport, bad = neutron_notifier(self.args.work, url, x["name"], not x["durable"],
+                                              "network.e2e", "neutron-mismatch.conf")
         before = len(self.logs.records)
         bad.info(self.context(), "network.create.end", {"network": other})
         bad_transport.cleanup()
@@ -917,11 +829,8 @@ def main():
     p.add_argument("--amqp", required=True, help="amqp://user:pass@host:port/vhost")
     p.add_argument("--work", required=True, help="scratch directory")
     args = p.parse_args()
-    for var in ("NAUTOBOT_URL", "NAUTOBOT_TOKEN"):
-        if not os.environ.get(var):
-            print(f"FAIL: {var} is not set")
-            print("0 passed, 1 failed")
-            return 1
+    if nautobot_env_missing():
+        return 1
 
     r = Report()
     e2e = None

