@@ -200,39 +200,35 @@ impl Run<'_> {
                     .client
                     .call(Method::Patch, &detail, Some(&patch_body))?,
             };
-            let missing = missing_related(&reply);
-            match (next, reply.status) {
-                (FirstTry::Create, 201) => return Ok(Done::Created),
-                (FirstTry::Update, 200) => return Ok(Done::Updated),
-                (FirstTry::Update, 404) => match clash.take() {
+            match (next, reply.status, missing_related(&reply)) {
+                (FirstTry::Create, 201, _) => return Ok(Done::Created),
+                (FirstTry::Update, 200, _) => return Ok(Done::Updated),
+                (FirstTry::Update, 404, _) => match clash.take() {
                     Some(clash) => return Err(self.conflict(kind, id, body, &clash)),
                     None => next = FirstTry::Create,
                 },
                 // A duplicate delivery, or its twin racing us: the object is
                 // there, so bring it up to date.
-                (FirstTry::Create, _)
+                (FirstTry::Create, _, _)
                     if has_error(&reply, "id", "already exists") || duplicate_key(&reply) =>
                 {
                     next = FirstTry::Update;
                 }
-                (_, 400) if missing.is_some() => {
-                    let Some(missing) = missing else {
-                        unreachable!()
-                    };
+                (_, 400, Some(missing)) => {
                     if repaired.contains(&missing) {
                         return Err(reply.unexpected().into());
                     }
                     self.repair(missing, namespace, tenant, &reply)?;
                     repaired.push(missing);
                 }
-                (FirstTry::Create, 400)
+                (FirstTry::Create, 400, _)
                     if has_error(&reply, "__all__", "already exists")
                         && first == FirstTry::Create =>
                 {
                     clash = Some(reply);
                     next = FirstTry::Update;
                 }
-                (_, 400) if has_error(&reply, "__all__", "already exists") => {
+                (_, 400, _) if has_error(&reply, "__all__", "already exists") => {
                     return Err(self.conflict(kind, id, body, &reply));
                 }
                 _ => return Err(reply.unexpected().into()),
