@@ -1,4 +1,5 @@
-//! The one-shot command: read one notification, apply it, report.
+//! The command line: one event (the default: read, decode, plan, apply,
+//! report), or many with `replay` and `consume`.
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -35,7 +36,7 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-/// Runs one event; returns the exit code of a run that got as far as
+/// Runs the command; returns the exit code of a run that got as far as
 /// applying (errors met while applying are printed here, one line each).
 fn try_main(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
