@@ -97,7 +97,8 @@ pub fn plan(notification: &Notification, settings: &Settings) -> anyhow::Result<
         "subnet.create.end" => subnet::upsert(payload, settings, FirstTry::Create)?,
         "subnet.update.end" => subnet::upsert(payload, settings, FirstTry::Update)?,
         "subnet.delete.end" => subnet::delete(payload)?,
-        other => return Err(UnhandledEvent(other.to_owned()).into()),
+        // Shortened: a hostile event type must not become a huge log line.
+        other => return Err(UnhandledEvent(other.chars().take(128).collect()).into()),
     };
     Ok(changes)
 }
@@ -204,6 +205,12 @@ pub(crate) mod tests {
             assert_eq!(crate::error::exit_code(&err), crate::error::NO_HANDLER);
             assert!(err.to_string().contains(t));
         }
+    }
+
+    #[test]
+    fn a_huge_event_type_is_named_shortened() {
+        let err = plan(&event(&"x".repeat(1 << 20), json!({})), &settings()).unwrap_err();
+        assert!(err.to_string().len() < 200);
     }
 
     #[test]
