@@ -411,6 +411,66 @@ class Logs(logging.Handler):
 # The run
 
 
+class Pod:
+    """One Workflow pod, emulated from the WorkflowTemplate under a directory of
+    its own: the token Secret mounted as files, the raw input artifacts written
+    where the template puts them, and the container's command and args run with
+    the ConfigMap's environment (container paths mapped into the directory)."""
+
+    def __init__(self, m, root, token):
+        self.m, self.root, self.token = m, root, token
+
+    def mount_secrets(self):
+        """The token Secret as the kubelet mounts it: one file per item."""
+        for mount, secret in self.m.volume_mounts().items():
+            for item in secret.get("items", []):
+                if item["key"] != "token":
+                    raise Unsupported(f"secret key {item['key']}")
+                host = self.host_path(os.path.join(mount, item["path"]))
+                os.makedirs(os.path.dirname(host), exist_ok=True)
+                with open(host, "w", encoding="utf-8") as f:
+                    f.write(self.token)
+                os.chmod(host, item.get("mode", secret.get("defaultMode", 0o644)))
+
+    def host_path(self, path):
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def mapped(self, value):
+        """A container path under an artifact or a mounted volume → the directory."""
+        roots = [a["path"] for a in self.m.entry.get("inputs", {}).get("artifacts", [])]
+        roots += list(self.m.volume_mounts())
+        for root in roots:
+            if value == root or value.startswith(root.rstrip("/") + "/"):
+                return self.host_path(value)
+        return value
+
+    def write_artifact(self, path, text, mode):
+        host = self.host_path(path)
+        os.makedirs(os.path.dirname(host), exist_ok=True)
+        if os.path.exists(host):
+            os.chmod(host, 0o600)
+        with open(host, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(host, mode)
+
+    def run(self, binary, env_overrides):
+        """Runs the container; returns (process, seconds, the stdout summary or {})."""
+        c = self.m.container
+        command = [binary] + [self.mapped(a) for a in c.get("command", [])[1:]]
+        command += [self.mapped(a) for a in c.get("args", [])]
+        env = {k: self.mapped(v) for k, v in self.m.environment().items()}
+        env.update(env_overrides)
+        deadline = int(self.m.entry.get("activeDeadlineSeconds", 120))
+        t0 = time.monotonic()
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=deadline)
+        took = time.monotonic() - t0
+        try:
+            summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            summary = {}
+        return proc, took, summary
+
+
 class E2E:
     def __init__(self, args, r):
         self.args, self.r = args, r
@@ -425,7 +485,7 @@ class E2E:
         self.binary_runs = 0
         self.namespaces, self.prefixes, self.ucvnis = [], [], []
         self.group_id = None
-        self.root = os.path.join(args.work, "pod")
+        self.pod = Pod(self.m, os.path.join(args.work, "pod"), self.nb.token)
 
     # Building blocks ----------------------------------------------------------
 
@@ -517,63 +577,19 @@ class E2E:
 
         # Argo's later pass over the pod spec, naively: only this one tag.
         for path, (text, mode) in arts.items():
-            text = text.replace("{{workflow.name}}", pod)
-            host = self.host_path(path)
-            os.makedirs(os.path.dirname(host), exist_ok=True)
-            if os.path.exists(host):
-                os.chmod(host, 0o600)
-            with open(host, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(host, mode)
+            self.pod.write_artifact(path, text.replace("{{workflow.name}}", pod), mode)
         out.update(self.run_binary(label))
         out["artifact"] = next(iter(texts.values()), "")
         out["pod"] = pod
         return out
 
-    def mount_secrets(self):
-        """The token Secret as the kubelet mounts it: one file per item."""
-        for mount, secret in self.m.volume_mounts().items():
-            for item in secret.get("items", []):
-                if item["key"] != "token":
-                    raise Unsupported(f"secret key {item['key']}")
-                host = self.host_path(os.path.join(mount, item["path"]))
-                os.makedirs(os.path.dirname(host), exist_ok=True)
-                with open(host, "w", encoding="utf-8") as f:
-                    f.write(self.nb.token)
-                os.chmod(host, item.get("mode", secret.get("defaultMode", 0o644)))
-
-    def host_path(self, path):
-        return os.path.join(self.root, path.lstrip("/"))
-
-    def mapped(self, value):
-        """A container path under an artifact or a mounted volume → temp dir."""
-        roots = [a["path"] for a in self.m.entry.get("inputs", {}).get("artifacts", [])]
-        roots += list(self.m.volume_mounts())
-        for root in roots:
-            if value == root or value.startswith(root.rstrip("/") + "/"):
-                return self.host_path(value)
-        return value
-
     def run_binary(self, label):
-        c = self.m.container
-        command = [self.args.bin] + [self.mapped(a) for a in c.get("command", [])[1:]]
-        command += [self.mapped(a) for a in c.get("args", [])]
-        env = {k: self.mapped(v) for k, v in self.m.environment().items()}
-        env["NAUTOBOT_URL"] = self.nb.url
-        env["UCVNI_GROUP_NAME"] = self.group
-        deadline = int(self.m.entry.get("activeDeadlineSeconds", 120))
         self.binary_runs += 1
-        t0 = time.monotonic()
-        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=deadline)
-        took = time.monotonic() - t0
-        summary = None
-        try:
-            summary = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            pass
+        overrides = {"NAUTOBOT_URL": self.nb.url, "UCVNI_GROUP_NAME": self.group}
+        proc, took, summary = self.pod.run(self.args.bin, overrides)
         self.r.check(f"{label}: the binary exits 0 ({took * 1000:.0f} ms)", proc.returncode == 0,
                      f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}")
-        return {"rc": proc.returncode, "summary": summary or {}, "stderr": proc.stderr}
+        return {"rc": proc.returncode, "summary": summary, "stderr": proc.stderr}
 
     def results(self, out):
         return [(x.get("kind"), x.get("result")) for x in out.get("summary", {}).get("results", [])]
@@ -621,7 +637,7 @@ class E2E:
         x = self.m.exchange()
         self.consumer = Consumer(self.args.amqp, self.m)
         self.check_broker()
-        self.mount_secrets()
+        self.pod.mount_secrets()
         self.logs = Logs()
         logging.getLogger().addHandler(self.logs)
         logging.getLogger().setLevel(logging.WARNING)

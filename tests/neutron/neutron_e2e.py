@@ -162,61 +162,23 @@ class OneShot:
 
     def __init__(self, args, m, nb, r, stats, group):
         self.args, self.m, self.nb, self.r, self.stats, self.group = args, m, nb, r, stats, group
-        self.root = os.path.join(args.work, "pod")
-        self.pod_env = None
+        self.pod = e2e.Pod(m, os.path.join(args.work, "pod"), nb.token)
 
     def start(self):
-        # The token Secret as the kubelet mounts it.
-        for mount, secret in self.m.volume_mounts().items():
-            for item in secret.get("items", []):
-                host = self.host(os.path.join(mount, item["path"]))
-                os.makedirs(os.path.dirname(host), exist_ok=True)
-                with open(host, "w", encoding="utf-8") as f:
-                    f.write(self.nb.token)
-                os.chmod(host, item.get("mode", secret.get("defaultMode", 0o644)))
-
-    def host(self, path):
-        return os.path.join(self.root, path.lstrip("/"))
-
-    def mapped(self, value):
-        roots = [a["path"] for a in self.m.entry.get("inputs", {}).get("artifacts", [])]
-        roots += list(self.m.volume_mounts())
-        for root in roots:
-            if value == root or value.startswith(root.rstrip("/") + "/"):
-                return self.host(value)
-        return value
+        self.pod.mount_secrets()
 
     def handle(self, label, transformed):
         """An admitted event: the Workflow, its artifact, the container."""
         pod = f"oslo-nautobot-{uuid.uuid4().hex[:5]}"
         wf = self.m.workflow(transformed, pod)
-        arts = self.m.artifacts(wf)
-        for path, (text, mode) in arts.items():
+        for path, (text, mode) in self.m.artifacts(wf).items():
             if "{{" in text:
                 self.r.check(f"{label}: the artifact text holds no '{{{{'", False, text[:300])
-            host = self.host(path)
-            os.makedirs(os.path.dirname(host), exist_ok=True)
-            if os.path.exists(host):
-                os.chmod(host, 0o600)
-            with open(host, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(host, mode)
-        c = self.m.container
-        command = [self.args.bin] + [self.mapped(a) for a in c.get("command", [])[1:]]
-        command += [self.mapped(a) for a in c.get("args", [])]
-        env = {k: self.mapped(v) for k, v in self.m.environment().items()}
-        env["NAUTOBOT_URL"] = self.nb.url
-        env["UCVNI_GROUP_NAME"] = self.group
+            self.pod.write_artifact(path, text, mode)
         self.stats.binary_runs += 1
-        t0 = time.monotonic()
-        proc = subprocess.run(command, env=env, capture_output=True, text=True,
-                              timeout=int(self.m.entry.get("activeDeadlineSeconds", 120)))
-        ms = (time.monotonic() - t0) * 1000
-        try:
-            summary = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            summary = {}
-        self.r.check(f"{label}: {transformed['body']['event_type']}: the binary exits 0 ({ms:.0f} ms)",
+        overrides = {"NAUTOBOT_URL": self.nb.url, "UCVNI_GROUP_NAME": self.group}
+        proc, took, summary = self.pod.run(self.args.bin, overrides)
+        self.r.check(f"{label}: {transformed['body']['event_type']}: the binary exits 0 ({took * 1000:.0f} ms)",
                      proc.returncode == 0,
                      f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}")
         return [(x.get("kind"), x.get("result")) for x in summary.get("results", [])]
