@@ -30,16 +30,10 @@ exec 3>&1 1>&2
 
 # --- PostgreSQL and Redis ---------------------------------------------------
 
-apt_updated=
-apt_install() {
-    if [ -z "$apt_updated" ]; then
-        log "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        apt_updated=1
-    fi
-    log "apt-get install $*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# apt_install, shared with the other test scripts; it reports through note.
+note() { log "$*"; }
+# shellcheck source=tests/lib/common.sh
+. "$HERE/../lib/common.sh"
 
 command -v curl >/dev/null || apt_install curl
 

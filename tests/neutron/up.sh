@@ -47,16 +47,10 @@ die() { printf '[neutron up] ERROR: %s\n' "$*" >&2; exit 1; }
 # Everything but the final export lines goes to stderr.
 exec 3>&1 1>&2
 
-apt_updated=
-apt_install() {
-    if [ -z "$apt_updated" ]; then
-        log "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        apt_updated=1
-    fi
-    log "apt-get install $*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# apt_install, shared with the other test scripts; it reports through note.
+note() { log "$*"; }
+# shellcheck source=tests/lib/common.sh
+. "$HERE/../lib/common.sh"
 
 command -v curl >/dev/null || apt_install curl
 # uWSGI is built from source by pip.
@@ -83,17 +77,7 @@ sql() { mariadb --protocol=socket -u root -N -B "$@"; }
 
 # --- RabbitMQ ------------------------------------------------------------------
 
-rabbit_up() { (exec 4<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
-if ! command -v rabbitmq-server >/dev/null || ! command -v rabbitmqctl >/dev/null; then
-    apt_install rabbitmq-server
-fi
-if ! rabbit_up; then
-    log "starting RabbitMQ"
-    rabbitmq-server -detached || true
-    for _ in $(seq 1 120); do rabbit_up && break; sleep 0.5; done
-    rabbit_up || die "RabbitMQ did not come up on 127.0.0.1:5672"
-fi
-rabbitmqctl -q await_startup --timeout 60 >/dev/null 2>&1 || die "RabbitMQ is not ready"
+ensure_rabbitmq die
 
 # --- an earlier server from this state dir --------------------------------------
 
