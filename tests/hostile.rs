@@ -507,13 +507,7 @@ struct World {
 impl World {
     fn new() -> Self {
         let api = Api::new();
-        let group = format!("hostile-{}", &uuid()[..8]);
-        let (status, body) = api.call(
-            "POST",
-            "/api/plugins/undercloud-vni/ucvni-groups/",
-            Some(json!({"name": group})),
-        );
-        assert_eq!(status, 201, "{body}");
+        let group = api.create_group("hostile");
         Self {
             api,
             group,
@@ -706,20 +700,7 @@ impl Drop for World {
             &format!("/api/tenancy/tenants/{}/", self.tenant()),
             None,
         );
-        if let Some(g) = api
-            .list(&format!(
-                "/api/plugins/undercloud-vni/ucvni-groups/?name={}",
-                self.group
-            ))
-            .first()
-        {
-            let id = g["id"].as_str().unwrap();
-            api.call(
-                "DELETE",
-                &format!("/api/plugins/undercloud-vni/ucvni-groups/{id}/"),
-                None,
-            );
-        }
+        api.delete_group(&self.group);
     }
 }
 

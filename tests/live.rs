@@ -36,11 +36,7 @@ struct World {
 impl World {
     fn new() -> Self {
         let nb = Nautobot::new();
-        let group = format!("live-{}", &uuid()[..8]);
-        nb.create(
-            "/api/plugins/undercloud-vni/ucvni-groups/",
-            json!({"name": group}),
-        );
+        let group = nb.create_group("live");
         Self {
             nb,
             group,
@@ -179,21 +175,7 @@ impl Drop for World {
         {
             nb.call("DELETE", &format!("/api/tenancy/tenants/{id}/"), None);
         }
-        if let (200, body) = nb.call(
-            "GET",
-            &format!(
-                "/api/plugins/undercloud-vni/ucvni-groups/?name={}",
-                self.group
-            ),
-            None,
-        ) && let Some(g) = body["results"][0]["id"].as_str()
-        {
-            nb.call(
-                "DELETE",
-                &format!("/api/plugins/undercloud-vni/ucvni-groups/{g}/"),
-                None,
-            );
-        }
+        nb.delete_group(&self.group);
     }
 }
 

@@ -24,6 +24,8 @@ pub fn uuid() -> String {
         .to_owned()
 }
 
+const GROUPS: &str = "/api/plugins/undercloud-vni/ucvni-groups/";
+
 pub struct Api {
     agent: ureq::Agent,
     url: String,
@@ -115,6 +117,21 @@ impl Api {
         self.list(&format!("/api/ipam/namespaces/?name={name}"))
             .first()
             .cloned()
+    }
+
+    /// A UCVNI group of a test's own, named `<prefix>-<random>`.
+    pub fn create_group(&self, prefix: &str) -> String {
+        let name = format!("{prefix}-{}", &uuid()[..8]);
+        self.create(GROUPS, serde_json::json!({ "name": name }));
+        name
+    }
+
+    /// Removes the named UCVNI group, if it is there.
+    pub fn delete_group(&self, name: &str) {
+        if let Some(group) = self.list(&format!("{GROUPS}?name={name}")).first() {
+            let id = group["id"].as_str().unwrap();
+            self.call("DELETE", &format!("{GROUPS}{id}/"), None);
+        }
     }
 
     /// The prefixes in the named namespace, related objects expanded.
