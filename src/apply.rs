@@ -1,20 +1,36 @@
-//! Applying a plan: the only module that talks to Nautobot. Each change is
-//! made with the fewest requests in the common case, and every fallback
-//! (create ↔ update, missing namespace or tenant, a duplicate delivery racing
-//! its twin) ends in the same state a clean run would leave.
+//! Applying a plan: with the Nautobot client, the only code that talks to
+//! Nautobot.
+//!
+//! One object is written with the fewest requests in the common case (a
+//! create event POSTs, an update event PATCHes), and every fallback (create ↔
+//! update, a missing namespace or tenant, a duplicate delivery racing its
+//! twin) ends in the state a clean run would leave. Many objects of one kind
+//! (a bulk event, a reconcile run) are read first, compared with the model,
+//! and only what is missing or different is written, in bulk requests: a
+//! rerun does not pay again for what the last run did.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::event::Project;
-use crate::handlers::{Change, FirstTry, Kind};
-use crate::nautobot::{Client, Failure, Method, NautobotError, Reply};
+use crate::error::{self, Error, Kind as ErrorKind};
+use crate::model::{FirstTry, Key, Kind, Namespace, Object, Plan, Ref, Step, Tenant};
+use crate::nautobot::codec::{
+    self, Missing, clash, create_body, decode, detail, duplicate_key, endpoint, filter, has_error,
+    id_exists, missing_related, row_id, update_body,
+};
+use crate::nautobot::{ListError, Method, Reply, Session};
+use crate::plan::NO_GROUP;
 
 /// Behaviour switches for applying.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Create a minimal tenant when a project is not in Nautobot yet.
     pub create_tenants: bool,
+    /// Objects per bulk request: small enough that one request stays far
+    /// inside the request timeout (Nautobot spends ~150 ms per prefix).
+    pub bulk_size: usize,
 }
 
 /// What happened to one object.
@@ -37,107 +53,459 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub result: Done,
+    /// For an update found by comparison: the fields that differed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<&'static str>,
 }
 
-/// Applies every change, carrying on past a failed one so that one bad
-/// element of a bulk event does not hold back the others. Returns what
-/// happened and the errors met, in order.
-pub fn apply(
-    client: &Client,
-    changes: &[Change],
-    options: &Options,
-) -> (Vec<Outcome>, Vec<anyhow::Error>) {
-    let mut run = Run {
-        client,
-        options,
-        outcomes: Vec::new(),
-    };
-    let mut errors = Vec::new();
-    for change in changes {
-        if let Err(err) = run.change(change) {
-            errors.push(err);
+/// What applying a plan did: each object's fate, and the errors met in order
+/// (one bad element of a bulk event does not hold back the others).
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub outcomes: Vec<Outcome>,
+    pub errors: Vec<anyhow::Error>,
+}
+
+/// What Nautobot holds, by key: each object as read, with its Nautobot id
+/// (for a namespace, which is found by name, the id to PATCH it by).
+pub type Found = HashMap<Key, (String, Object)>;
+
+/// Rows of a listing in the model's terms, by key, and as a list.
+fn found(kind: Kind, rows: &[Value], names: &HashMap<String, String>) -> (Found, Vec<Object>) {
+    let mut found = Found::new();
+    let mut listed = Vec::new();
+    for row in rows {
+        if let (Some(id), Some(object)) = (row_id(row), decode(kind, row, names)) {
+            listed.push(object.clone());
+            found.insert(object.key(), (id, object));
         }
     }
-    (run.outcomes, errors)
+    (found, listed)
 }
 
-struct Run<'a> {
-    client: &'a Client,
-    options: &'a Options,
-    outcomes: Vec<Outcome>,
+/// Ids per listing request: a filter of 40 UUIDs keeps the URL under 2 KiB.
+const IDS_PER_GET: usize = 40;
+
+/// Applies every step of a plan.
+pub fn apply(session: &mut Session, plan: &Plan, options: &Options) -> Applied {
+    let mut run = Run {
+        session,
+        options,
+        done: Applied::default(),
+    };
+    // A plan that a real run cannot carry out is refused before the first
+    // request: never a half-written event.
+    let no_group = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Put(Object::Ucvni(u)) if u.group.is_none()));
+    if no_group {
+        run.done.errors.push(Error::setup(NO_GROUP).into());
+        return run.done;
+    }
+    let mut puts: BTreeMap<Kind, Vec<&Object>> = BTreeMap::new();
+    for step in &plan.steps {
+        if let Step::Put(object) = step {
+            puts.entry(object.kind()).or_default().push(object);
+        }
+    }
+    // Related objects first: tenants and namespaces before what refers to them.
+    for kind in [Kind::Tenant, Kind::Namespace, Kind::Prefix, Kind::Ucvni] {
+        let Some(objects) = puts.remove(&kind) else {
+            continue;
+        };
+        match objects.as_slice() {
+            [one] => run.attempt(|run| run.put_one(one, plan.first)),
+            many => run.attempt(|run| run.put_many(kind, many)),
+        }
+        if run.stopped() {
+            return run.done;
+        }
+    }
+    for step in &plan.steps {
+        match step {
+            Step::Put(_) => {}
+            Step::Skip { kind, id, reason } => {
+                log::warn!("{kind} {id}: not written: {reason}");
+                run.record(*kind, Some(id), None, Done::Skipped);
+            }
+            Step::RemoveNamespace { name, prefixes } => {
+                run.attempt(|run| run.remove_namespace(name, prefixes))
+            }
+            Step::Remove { kind, id } => run.attempt(|run| run.remove(*kind, id)),
+        }
+        if run.stopped() {
+            break;
+        }
+    }
+    run.done
 }
 
-/// A related object Nautobot said it could not find.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Missing {
-    Namespace,
-    Tenant,
-    UcvniGroup,
-    Status,
+/// The desired objects of one kind, compared with what Nautobot holds and
+/// written where they differ: reconcile's entry point. `actual` holds what
+/// was listed, by key.
+pub fn converge(
+    session: &mut Session,
+    options: &Options,
+    desired: &[&Object],
+    actual: &Found,
+) -> Applied {
+    let mut run = Run {
+        session,
+        options,
+        done: Applied::default(),
+    };
+    run.attempt(|run| run.converge(desired, actual, &[]));
+    run.done
 }
 
-impl Run<'_> {
+/// Removes objects of one kind by id, in bulk: reconcile's prune.
+pub fn remove_all(session: &mut Session, options: &Options, kind: Kind, ids: &[String]) -> Applied {
+    let mut run = Run {
+        session,
+        options,
+        done: Applied::default(),
+    };
+    run.attempt(|run| run.remove_many(kind, ids, &HashSet::new()));
+    run.done
+}
+
+struct Run<'s, 'c> {
+    session: &'s mut Session<'c>,
+    options: &'s Options,
+    done: Applied,
+}
+
+/// An update to send: the desired object, the Nautobot id of the existing
+/// one, the tag set to write (None: leave the tags alone), and the fields
+/// found to differ.
+struct Update<'o> {
+    object: &'o Object,
+    id: String,
+    tags: Option<Vec<Ref>>,
+    fields: Vec<&'static str>,
+}
+
+impl<'o> Update<'o> {
+    /// The update that makes `actual` look like `object`, or None when it
+    /// already does.
+    fn of(object: &'o Object, id: String, actual: &Object) -> Option<Self> {
+        let fields = object.differences(actual);
+        if fields.is_empty() {
+            return None;
+        }
+        let tags = fields
+            .contains(&"tags")
+            .then(|| merged_tags(object, actual));
+        Some(Self {
+            object,
+            id,
+            tags,
+            fields,
+        })
+    }
+}
+
+/// The object's tags with ours added: PATCHing tags replaces the whole set,
+/// and the tags someone else put there are theirs to keep.
+fn merged_tags(object: &Object, actual: &Object) -> Vec<Ref> {
+    let mut tags = actual.tags().to_vec();
+    for want in object.tags() {
+        if !tags.iter().any(|have| want.matches(have)) {
+            tags.push(want.clone());
+        }
+    }
+    tags
+}
+
+impl Run<'_, '_> {
     fn record(&mut self, kind: Kind, id: Option<&str>, name: Option<&str>, result: Done) {
-        self.outcomes.push(Outcome {
+        self.outcome(kind, id, name, result, Vec::new());
+    }
+
+    fn outcome(
+        &mut self,
+        kind: Kind,
+        id: Option<&str>,
+        name: Option<&str>,
+        result: Done,
+        fields: Vec<&'static str>,
+    ) {
+        self.done.outcomes.push(Outcome {
             kind,
             id: id.map(str::to_owned),
             name: name.map(str::to_owned),
             result,
+            fields,
         });
     }
 
-    fn change(&mut self, change: &Change) -> anyhow::Result<()> {
-        match change {
-            Change::EnsureNamespace { name, .. } => {
-                let done = self.ensure_namespace(name)?;
-                self.record(Kind::Namespace, None, Some(name), done);
-            }
-            Change::Write {
-                kind,
-                id,
-                first,
-                body,
-                namespace,
-                tenant,
-            } => {
-                let done = self.write(*kind, id, *first, body, namespace.as_deref(), tenant)?;
-                self.record(*kind, Some(id), None, done);
-            }
-            Change::Skip { kind, id, reason } => {
-                log::warn!("{kind:?} {id}: not written: {reason}");
-                self.record(*kind, Some(id), None, Done::Skipped);
-            }
-            Change::DeleteNamespace { name, prefixes, .. } => {
-                self.delete_namespace(name, prefixes)?
-            }
-            Change::Delete { kind, id } => {
-                let done = self.delete(*kind, id)?;
-                self.record(*kind, Some(id), None, done);
-            }
+    fn record_object(&mut self, object: &Object, result: Done, fields: Vec<&'static str>) {
+        let name = match object {
+            Object::Namespace(n) => Some(n.name.as_str()),
+            _ => None,
+        };
+        self.outcome(object.kind(), object.id(), name, result, fields);
+    }
+
+    fn attempt(&mut self, step: impl FnOnce(&mut Self) -> Result<(), Error>) {
+        if let Err(err) = step(self) {
+            self.done.errors.push(err.into());
         }
+    }
+
+    /// After a transient failure the rest of the event waits for the retry:
+    /// Nautobot is down or overloaded, and each further request would only
+    /// add to the wait. What was written so far stays written.
+    fn stopped(&self) -> bool {
+        self.done
+            .errors
+            .iter()
+            .any(|e| error::kind(e) == Some(ErrorKind::Transient))
+    }
+
+    fn call(&mut self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply, Error> {
+        self.session.call(method, path, body)
+    }
+
+    // --- one object ---------------------------------------------------------
+
+    fn put_one(&mut self, object: &Object, first: FirstTry) -> Result<(), Error> {
+        let (done, fields) = match object {
+            Object::Namespace(namespace) => self.put_namespace(namespace, first)?,
+            _ => (self.write(object, first)?, Vec::new()),
+        };
+        self.record_object(object, done, fields);
         Ok(())
     }
 
-    fn ensure_namespace(&mut self, name: &str) -> anyhow::Result<Done> {
-        let reply = self.client.call(
+    /// A namespace exists, with our tags. An update event looks first (the
+    /// namespace is there, tagged, in the common case); a create event
+    /// creates first.
+    fn put_namespace(
+        &mut self,
+        namespace: &Namespace,
+        first: FirstTry,
+    ) -> Result<(Done, Vec<&'static str>), Error> {
+        let object = Object::Namespace(namespace.clone());
+        if first == FirstTry::Update
+            && !namespace.tags.is_empty()
+            && let Some((id, actual)) = self.find_namespace(&namespace.name, &namespace.tags)?
+        {
+            return self.retag_namespace(&object, id, &actual);
+        }
+        let reply = self.call(
             Method::Post,
-            Kind::Namespace.endpoint(),
-            Some(&json!({"name": name})),
+            endpoint(Kind::Namespace),
+            Some(&create_body(&object)),
         )?;
         match reply.status {
-            201 => Ok(Done::Created),
+            201 => Ok((Done::Created, Vec::new())),
             _ if has_error(&reply, "name", "already exists") || duplicate_key(&reply) => {
-                Ok(Done::Unchanged)
+                if namespace.tags.is_empty() {
+                    return Ok((Done::Unchanged, Vec::new()));
+                }
+                match self.find_namespace(&namespace.name, &[])? {
+                    Some((id, actual)) => self.retag_namespace(&object, id, &actual),
+                    None => Err(Error::transient(format!(
+                        "namespace {} vanished while it was written; retry the event",
+                        namespace.name
+                    ))),
+                }
             }
-            _ => Err(reply.unexpected().into()),
+            _ => Err(reply.unexpected()),
         }
     }
 
-    fn ensure_tenant(&mut self, tenant: &Project) -> anyhow::Result<()> {
-        let body = json!({"id": tenant.id, "name": tenant.name});
-        let reply = self
-            .client
-            .call(Method::Post, Kind::Tenant.endpoint(), Some(&body))?;
+    fn retag_namespace(
+        &mut self,
+        object: &Object,
+        id: String,
+        actual: &Object,
+    ) -> Result<(Done, Vec<&'static str>), Error> {
+        if !actual.tags().is_empty() {
+            self.resolve_tags(object.tags())?;
+        }
+        let actual = self.redecode(actual);
+        let Some(update) = Update::of(object, id, &actual) else {
+            return Ok((Done::Unchanged, Vec::new()));
+        };
+        let body = Value::Object(update_body(object, update.tags.as_deref()));
+        let reply = self.call(
+            Method::Patch,
+            &detail(Kind::Namespace, &update.id),
+            Some(&body),
+        )?;
+        match reply.status {
+            200 => Ok((Done::Updated, update.fields)),
+            _ => Err(reply.unexpected()),
+        }
+    }
+
+    /// The namespace with this name: its Nautobot id and how it reads. With
+    /// `tagged`, only when it carries those tags (a filter, so that the
+    /// common case needs no lookup of the tags' ids).
+    fn find_namespace(
+        &mut self,
+        name: &str,
+        tagged: &[Ref],
+    ) -> Result<Option<(String, Object)>, Error> {
+        let mut path = format!("{}?{}", endpoint(Kind::Namespace), filter("name", &[name]));
+        let tags: Vec<&str> = tagged.iter().filter_map(|t| t.name.as_deref()).collect();
+        if !tags.is_empty() {
+            path.push_str(&format!("&{}", filter("tags", &tags)));
+        }
+        let reply = self.call(Method::Get, &path, None)?;
+        let row = match (reply.status, reply.body["results"].as_array()) {
+            (200, Some(rows)) => rows.first().cloned(),
+            // The tag itself does not exist yet: nothing carries it.
+            (400, _) if !tags.is_empty() && has_error(&reply, "tags", "") => None,
+            _ => return Err(reply.unexpected()),
+        };
+        let Some(row) = row else { return Ok(None) };
+        let id = row_id(&row).ok_or_else(|| reply.unexpected())?;
+        self.session.names.insert(id.clone(), name.to_owned());
+        let mut actual =
+            decode(Kind::Namespace, &row, &self.session.names).ok_or_else(|| reply.unexpected())?;
+        if let Object::Namespace(n) = &mut actual {
+            // Filtered by these tags: it carries them.
+            n.tags.extend(tagged.iter().cloned());
+        }
+        Ok(Some((id, actual)))
+    }
+
+    /// Makes the object with this id look like `object`: POST or PATCH first
+    /// as the event suggests, then the other on "already exists" / 404. A
+    /// related namespace or tenant that is missing is created, then the write
+    /// is repeated. The loop is bounded so that concurrent deletes cannot
+    /// keep it going forever.
+    fn write(&mut self, object: &Object, first: FirstTry) -> Result<Done, Error> {
+        let kind = object.kind();
+        let id = object.id().unwrap_or_default().to_owned();
+        let path = detail(kind, &id);
+        let mut next = first;
+        // A unique-together clash (namespace + prefix, group + VNI) seen on a
+        // create: it may be our own object, created a moment ago by a twin
+        // delivery, so a PATCH decides; only if there is no such object is
+        // it a real conflict.
+        let mut clashed: Option<Reply> = None;
+        let mut repaired: Vec<Missing> = Vec::new();
+        for _ in 0..6 {
+            let reply = match next {
+                FirstTry::Create => {
+                    self.call(Method::Post, endpoint(kind), Some(&create_body(object)))?
+                }
+                FirstTry::Update => {
+                    let body = Value::Object(update_body(object, None));
+                    self.call(Method::Patch, &path, Some(&body))?
+                }
+            };
+            match (next, reply.status, missing_related(&reply.body)) {
+                (FirstTry::Create, 201, _) => return Ok(Done::Created),
+                (FirstTry::Update, 200, _) => {
+                    self.retag(object, &reply.body)?;
+                    return Ok(Done::Updated);
+                }
+                (FirstTry::Update, 404, _) => match clashed.take() {
+                    Some(clash) => return Err(self.conflict(object, &clash)),
+                    None => next = FirstTry::Create,
+                },
+                // A duplicate delivery, or its twin racing us: the object is
+                // there, so bring it up to date.
+                (FirstTry::Create, _, _)
+                    if (reply.status == 400 && id_exists(&reply.body)) || duplicate_key(&reply) =>
+                {
+                    next = FirstTry::Update;
+                }
+                (_, 400, Some(missing)) => {
+                    if repaired.contains(&missing) {
+                        return Err(reply.unexpected());
+                    }
+                    self.repair(missing, object, &reply)?;
+                    repaired.push(missing);
+                }
+                (FirstTry::Create, 400, _) if clash(&reply.body) && first == FirstTry::Create => {
+                    clashed = Some(reply);
+                    next = FirstTry::Update;
+                }
+                (_, 400, _) if clash(&reply.body) => return Err(self.conflict(object, &reply)),
+                _ => return Err(reply.unexpected()),
+            }
+        }
+        Err(Error::transient(format!(
+            "{kind} {id} kept changing while it was written; retry the event"
+        )))
+    }
+
+    /// After a PATCH that left the tags alone: adds ours if the answer shows
+    /// the object lacks them, keeping the others.
+    fn retag(&mut self, object: &Object, answer: &Value) -> Result<(), Error> {
+        if object.tags().is_empty() {
+            return Ok(());
+        }
+        if answer["tags"].as_array().is_some_and(|t| !t.is_empty()) {
+            self.resolve_tags(object.tags())?;
+        }
+        let Some(actual) = decode(object.kind(), answer, &self.session.names) else {
+            return Ok(());
+        };
+        if !object.differences(&actual).contains(&"tags") {
+            return Ok(());
+        }
+        let body = codec::tags_only(&merged_tags(object, &actual));
+        let path = detail(object.kind(), object.id().unwrap_or_default());
+        let reply = self.call(Method::Patch, &path, Some(&body))?;
+        match reply.status {
+            200 => Ok(()),
+            _ => Err(reply.unexpected()),
+        }
+    }
+
+    /// Creates the related object Nautobot said is missing.
+    fn repair(&mut self, missing: Missing, object: &Object, reply: &Reply) -> Result<(), Error> {
+        match (missing, object) {
+            (Missing::Namespace, Object::Prefix(prefix)) => {
+                // The subnet event overtook its network's event.
+                let name = prefix.namespace.label().to_owned();
+                let namespace = Object::Namespace(Namespace {
+                    tags: namespace_tags(&name, &prefix.tags),
+                    name,
+                });
+                self.put_one(&namespace, FirstTry::Create)
+            }
+            (Missing::Tenant, _) => {
+                let tenant = object.tenant().unwrap_or_default().to_owned();
+                self.ensure_tenant(&tenant, object.tags())
+            }
+            (Missing::UcvniGroup, _) => Err(Error::setup(format!(
+                "the configured UCVNI group does not exist in Nautobot: {}",
+                reply.describe()
+            ))),
+            _ => Err(reply.unexpected()),
+        }
+    }
+
+    /// A tenant for a project that is not in Nautobot yet: named by the
+    /// project id until the project itself is mirrored.
+    fn ensure_tenant(&mut self, id: &str, tags: &[Ref]) -> Result<(), Error> {
+        if !self.options.create_tenants {
+            return Err(Error::transient(format!(
+                "tenant {id} (project {}) is not in Nautobot yet and tenant creation is off; \
+                 retry once the project has reached Nautobot",
+                id.replace('-', "")
+            )));
+        }
+        log::info!("tenant {id} not in Nautobot yet: creating it");
+        let tenant = Object::Tenant(Tenant {
+            id: id.to_owned(),
+            name: id.replace('-', ""),
+            tags: tags.to_vec(),
+        });
+        let reply = self.call(
+            Method::Post,
+            endpoint(Kind::Tenant),
+            Some(&create_body(&tenant)),
+        )?;
         let done = match reply.status {
             201 => Done::Created,
             _ if has_error(&reply, "id", "already exists") || duplicate_key(&reply) => {
@@ -147,217 +515,566 @@ impl Run<'_> {
             // name checks; only a tenant with this name and another id is a
             // conflict.
             _ if has_error(&reply, "name", "already exists") => {
-                let detail = format!("{}{}/", Kind::Tenant.endpoint(), tenant.id);
-                if self.client.call(Method::Get, &detail, None)?.status != 200 {
-                    let message = format!(
-                        "conflict: a tenant named {} exists in Nautobot with an id other than {} ({})",
-                        tenant.name,
-                        tenant.id,
-                        reply.describe()
-                    );
-                    return Err(NautobotError::new(Failure::Refused, message).into());
-                }
-                Done::Unchanged
-            }
-            _ => return Err(reply.unexpected().into()),
-        };
-        self.record(Kind::Tenant, Some(&tenant.id), None, done);
-        Ok(())
-    }
-
-    /// Makes the object with `id` look like `body`: POST or PATCH first as the
-    /// event suggests, then the other on "already exists" / 404. A related
-    /// namespace or tenant that is missing is created, then the write is
-    /// repeated. The loop is bounded so that concurrent deletes cannot keep
-    /// it going forever.
-    fn write(
-        &mut self,
-        kind: Kind,
-        id: &str,
-        first: FirstTry,
-        body: &Value,
-        namespace: Option<&str>,
-        tenant: &Project,
-    ) -> anyhow::Result<Done> {
-        let detail = format!("{}{id}/", kind.endpoint());
-        let mut patch_body = body.clone();
-        if let Value::Object(fields) = &mut patch_body {
-            fields.remove("id");
-        }
-        let mut next = first;
-        // A unique-together clash (namespace + prefix, group + VNI) seen on a
-        // create: it may be our own object, created a moment ago by a twin
-        // delivery, so a PATCH decides; only if there is no such object is
-        // it a real conflict.
-        let mut clash: Option<Reply> = None;
-        let mut repaired: Vec<Missing> = Vec::new();
-        for _ in 0..6 {
-            let reply = match next {
-                FirstTry::Create => self
-                    .client
-                    .call(Method::Post, kind.endpoint(), Some(body))?,
-                FirstTry::Update => self
-                    .client
-                    .call(Method::Patch, &detail, Some(&patch_body))?,
-            };
-            match (next, reply.status, missing_related(&reply)) {
-                (FirstTry::Create, 201, _) => return Ok(Done::Created),
-                (FirstTry::Update, 200, _) => return Ok(Done::Updated),
-                (FirstTry::Update, 404, _) => match clash.take() {
-                    Some(clash) => return Err(self.conflict(kind, id, body, &clash)),
-                    None => next = FirstTry::Create,
-                },
-                // A duplicate delivery, or its twin racing us: the object is
-                // there, so bring it up to date.
-                (FirstTry::Create, _, _)
-                    if has_error(&reply, "id", "already exists") || duplicate_key(&reply) =>
-                {
-                    next = FirstTry::Update;
-                }
-                (_, 400, Some(missing)) => {
-                    if repaired.contains(&missing) {
-                        return Err(reply.unexpected().into());
+                let lookup = self.call(Method::Get, &detail(Kind::Tenant, id), None)?;
+                match lookup.status {
+                    200 => Done::Unchanged,
+                    404 => {
+                        return Err(Error::refused(format!(
+                            "conflict: a tenant named {} exists in Nautobot with an id other than {id} ({})",
+                            id.replace('-', ""),
+                            reply.describe()
+                        )));
                     }
-                    self.repair(missing, namespace, tenant, &reply)?;
-                    repaired.push(missing);
+                    _ => return Err(lookup.unexpected()),
                 }
-                (FirstTry::Create, 400, _)
-                    if has_error(&reply, "__all__", "already exists")
-                        && first == FirstTry::Create =>
-                {
-                    clash = Some(reply);
-                    next = FirstTry::Update;
-                }
-                (_, 400, _) if has_error(&reply, "__all__", "already exists") => {
-                    return Err(self.conflict(kind, id, body, &reply));
-                }
-                _ => return Err(reply.unexpected().into()),
             }
-        }
-        Err(NautobotError::new(
-            Failure::Transient,
-            format!("{kind:?} {id} kept changing while it was written; retry the event"),
-        )
-        .into())
-    }
-
-    fn repair(
-        &mut self,
-        missing: Missing,
-        namespace: Option<&str>,
-        tenant: &Project,
-        reply: &Reply,
-    ) -> anyhow::Result<()> {
-        match (missing, namespace) {
-            (Missing::Namespace, Some(name)) => {
-                // The subnet event overtook its network's event.
-                let done = self.ensure_namespace(name)?;
-                self.record(Kind::Namespace, None, Some(name), done);
-                Ok(())
-            }
-            (Missing::Tenant, _) if self.options.create_tenants => {
-                log::info!("tenant {} not in Nautobot yet: creating it", tenant.id);
-                self.ensure_tenant(tenant)
-            }
-            (Missing::Tenant, _) => Err(NautobotError::new(
-                Failure::Transient,
-                format!(
-                    "tenant {} (project {}) is not in Nautobot yet and tenant creation is off; \
-                     retry once the project has reached Nautobot",
-                    tenant.id, tenant.name
-                ),
-            )
-            .into()),
-            (Missing::UcvniGroup, _) => Err(NautobotError::new(
-                Failure::Setup,
-                format!(
-                    "the configured UCVNI group does not exist in Nautobot: {}",
-                    reply.describe()
-                ),
-            )
-            .into()),
-            _ => Err(reply.unexpected().into()),
-        }
+            _ => return Err(reply.unexpected()),
+        };
+        self.record(Kind::Tenant, Some(id), None, done);
+        Ok(())
     }
 
     /// A unique-together clash with another object: a data problem for a
     /// person, not for a retry. Names both sides.
-    fn conflict(&mut self, kind: Kind, id: &str, body: &Value, reply: &Reply) -> anyhow::Error {
-        let message = match kind {
-            Kind::Ucvni => {
-                let group = body["ucvni_group"]["name"].as_str().unwrap_or_default();
-                let vni = &body["ucvni_id"];
+    fn conflict(&mut self, object: &Object, reply: &Reply) -> Error {
+        let message = match object {
+            Object::Ucvni(u) => {
+                let group = u.group.as_ref().map(Ref::label).unwrap_or_default();
                 let holder = self
-                    .ucvni_holder(group, vni)
+                    .ucvni_holder(group, u.vni)
                     .unwrap_or_else(|| "another network (lookup failed)".to_owned());
                 format!(
-                    "conflict: segmentation id {vni} in UCVNI group {group:?} is already held by \
-                     network {holder}; network {id} was not written ({})",
+                    "conflict: segmentation id {} in UCVNI group {group:?} is already held by \
+                     network {holder}; network {} was not written ({})",
+                    u.vni,
+                    u.id,
                     reply.describe()
                 )
             }
-            _ => format!(
+            Object::Prefix(p) => format!(
                 "conflict: prefix {} already exists in namespace {} under another id; \
-                 subnet {id} was not written ({})",
-                body["prefix"].as_str().unwrap_or_default(),
-                body["namespace"]["name"].as_str().unwrap_or_default(),
+                 subnet {} was not written ({})",
+                p.prefix,
+                p.namespace.label(),
+                p.id,
+                reply.describe()
+            ),
+            other => format!(
+                "conflict: {} {:?}: {}",
+                other.kind(),
+                other.key().value,
                 reply.describe()
             ),
         };
-        NautobotError::new(Failure::Refused, message).into()
+        Error::refused(message)
     }
 
-    fn ucvni_holder(&self, group: &str, vni: &Value) -> Option<String> {
+    fn ucvni_holder(&mut self, group: &str, vni: u32) -> Option<String> {
         let path = format!(
-            "{}?ucvni_group={}&ucvni_id={vni}",
-            Kind::Ucvni.endpoint(),
-            encode(group)
+            "{}?{}&ucvni_id={vni}",
+            endpoint(Kind::Ucvni),
+            filter("ucvni_group", &[group])
         );
-        let reply = self.client.call(Method::Get, &path, None).ok()?;
+        let reply = self.call(Method::Get, &path, None).ok()?;
         reply.body["results"][0]["id"].as_str().map(str::to_owned)
     }
 
-    /// Removes every prefix of the network's namespace, the prefixes of the
-    /// subnets the event lists (an external network's live in the global
-    /// namespace), then the namespace itself.
-    fn delete_namespace(&mut self, name: &str, listed: &[String]) -> anyhow::Result<()> {
-        let lookup = format!("{}?name={}", Kind::Namespace.endpoint(), encode(name));
-        let reply = self.client.call(Method::Get, &lookup, None)?;
-        if reply.status != 200 {
-            return Err(reply.unexpected().into());
+    // --- related objects' names ----------------------------------------------
+
+    /// Looks up the id of a status, tag or UCVNI group by name (once per
+    /// session) so that answers, which give only ids, can be compared.
+    fn resolve(&mut self, list: &'static str, name: &str) -> Result<Option<String>, Error> {
+        let key = (list, name.to_owned());
+        if let Some(id) = self.session.lookups.get(&key) {
+            return Ok(id.clone());
         }
-        let namespace_id = reply.body["results"][0]["id"].as_str().map(str::to_owned);
-        let mut prefixes = match &namespace_id {
-            Some(ns) => self.prefixes_in(ns)?,
+        let path = format!("{list}?{}", filter("name", &[name]));
+        let reply = self.call(Method::Get, &path, None)?;
+        if reply.status != 200 {
+            return Err(reply.unexpected());
+        }
+        let id = reply.body["results"][0]["id"]
+            .as_str()
+            .map(str::to_ascii_lowercase);
+        if let Some(id) = &id {
+            self.session.names.insert(id.clone(), name.to_owned());
+        }
+        self.session.lookups.insert(key, id.clone());
+        Ok(id)
+    }
+
+    fn resolve_tags(&mut self, tags: &[Ref]) -> Result<(), Error> {
+        for tag in tags.iter().filter_map(|t| t.name.as_deref()) {
+            self.resolve(codec::TAGS, tag)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves every status, tag and group the desired objects name, so
+    /// that what was read can be compared with them.
+    fn resolve_refs(&mut self, desired: &[&Object]) -> Result<(), Error> {
+        let mut wanted: Vec<(&'static str, &str)> = Vec::new();
+        for object in desired {
+            let status = match object {
+                Object::Prefix(p) => Some(&p.status),
+                Object::Ucvni(u) => Some(&u.status),
+                _ => None,
+            };
+            wanted.extend(
+                status
+                    .and_then(|s| s.name.as_deref())
+                    .map(|n| (codec::STATUSES, n)),
+            );
+            if let Object::Ucvni(u) = object {
+                let group = u.group.as_ref().and_then(|g| g.name.as_deref());
+                wanted.extend(group.map(|n| (codec::UCVNI_GROUPS, n)));
+            }
+            wanted.extend(
+                object
+                    .tags()
+                    .iter()
+                    .filter_map(|t| t.name.as_deref())
+                    .map(|n| (codec::TAGS, n)),
+            );
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        for (list, name) in wanted {
+            self.resolve(list, name)?;
+        }
+        Ok(())
+    }
+
+    /// Fills in, from what the session now knows, the names of the ids an
+    /// object was read with.
+    fn redecode(&self, object: &Object) -> Object {
+        let fill = |r: &Ref| Ref {
+            id: r.id.clone(),
+            name: r.name.clone().or_else(|| {
+                r.id.as_ref()
+                    .and_then(|id| self.session.names.get(id).cloned())
+            }),
+        };
+        let mut object = object.clone();
+        let tags = match &mut object {
+            Object::Namespace(n) => &mut n.tags,
+            Object::Prefix(p) => {
+                p.namespace = fill(&p.namespace);
+                p.status = fill(&p.status);
+                &mut p.tags
+            }
+            Object::Ucvni(u) => {
+                u.group = u.group.as_ref().map(fill);
+                u.status = fill(&u.status);
+                &mut u.tags
+            }
+            Object::Tenant(t) => &mut t.tags,
+        };
+        *tags = tags.iter().map(fill).collect();
+        object
+    }
+
+    // --- many objects ---------------------------------------------------------
+
+    /// Many objects of one kind (a bulk event): what exists is read first,
+    /// then only what is missing or different is written.
+    fn put_many(&mut self, kind: Kind, objects: &[&Object]) -> Result<(), Error> {
+        let first = objects[0];
+        match kind {
+            Kind::Namespace => {
+                let names: Vec<&str> = objects.iter().filter_map(|o| o.name()).collect();
+                let actual = self.read(kind, "name", &names)?;
+                self.converge(objects, &actual, &[])
+            }
+            Kind::Prefix => {
+                let mut by_namespace: BTreeMap<String, Vec<&Object>> = BTreeMap::new();
+                for object in objects {
+                    if let Object::Prefix(p) = object {
+                        by_namespace
+                            .entry(p.namespace.label().to_owned())
+                            .or_default()
+                            .push(object);
+                    }
+                }
+                for (namespace, objects) in by_namespace {
+                    let (actual, scope) = self.read_prefixes(&namespace, &objects)?;
+                    self.converge(&objects, &actual, &scope)?;
+                    if self.stopped() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            Kind::Ucvni | Kind::Tenant => {
+                let (actual, scope) = match first {
+                    Object::Ucvni(u) => {
+                        let group = u
+                            .group
+                            .as_ref()
+                            .map(Ref::label)
+                            .unwrap_or_default()
+                            .to_owned();
+                        self.read_group(&group)?
+                    }
+                    _ => {
+                        let ids: Vec<&str> = objects.iter().filter_map(|o| o.id()).collect();
+                        (self.read(kind, "id", &ids)?, Vec::new())
+                    }
+                };
+                self.converge(objects, &actual, &scope)
+            }
+        }
+    }
+
+    /// Objects of one kind by a multi-valued filter (`id` or `name`), a
+    /// URL-sized chunk at a time.
+    fn read(&mut self, kind: Kind, key: &str, values: &[&str]) -> Result<Found, Error> {
+        let mut all = Found::new();
+        for chunk in values.chunks(IDS_PER_GET) {
+            let path = format!("{}?{}", endpoint(kind), filter(key, chunk));
+            let rows = self.session.list(&path)?;
+            if kind == Kind::Namespace {
+                for row in &rows {
+                    if let (Some(id), Some(name)) = (row_id(row), row["name"].as_str()) {
+                        self.session.names.insert(id, name.to_owned());
+                    }
+                }
+            }
+            all.extend(found(kind, &rows, &self.session.names).0);
+        }
+        Ok(all)
+    }
+
+    /// The prefixes of one namespace as Nautobot holds them: a per-network
+    /// namespace (named by a UUID) is listed whole, which also shows a CIDR
+    /// held under another id; the shared global one only for these ids. A
+    /// namespace that does not exist yet is created.
+    fn read_prefixes(
+        &mut self,
+        namespace: &str,
+        objects: &[&Object],
+    ) -> Result<(Found, Vec<Object>), Error> {
+        let ids: Vec<&str> = objects.iter().filter_map(|o| o.id()).collect();
+        if crate::event::canonical_uuid(namespace).is_none() {
+            return Ok((self.read(Kind::Prefix, "id", &ids)?, Vec::new()));
+        }
+        let Some((namespace_id, _)) = self.find_namespace(namespace, &[])? else {
+            let tags = objects
+                .first()
+                .map(|o| o.tags().to_vec())
+                .unwrap_or_default();
+            let object = Object::Namespace(Namespace {
+                name: namespace.to_owned(),
+                tags: namespace_tags(namespace, &tags),
+            });
+            self.put_one(&object, FirstTry::Create)?;
+            // Prefixes with these ids may still exist elsewhere.
+            return Ok((self.read(Kind::Prefix, "id", &ids)?, Vec::new()));
+        };
+        let rows = self.prefixes_in(&namespace_id)?;
+        // A prefix of one of these subnets in another namespace (its network
+        // became external, say) is not listed: creating it answers "id
+        // exists", and it is read and updated then.
+        Ok(found(Kind::Prefix, &rows, &self.session.names))
+    }
+
+    /// Every prefix row in a namespace (by Nautobot id); empty when the
+    /// namespace went away meanwhile.
+    fn prefixes_in(&mut self, namespace_id: &str) -> Result<Vec<Value>, Error> {
+        let path = format!("{}?namespace={namespace_id}", endpoint(Kind::Prefix));
+        match self.session.list(&path) {
+            Ok(rows) => Ok(rows),
+            // A twin delivery of a delete removed it, its prefixes first.
+            Err(ListError::Refused(reply))
+                if has_error(&reply, "namespace", "not one of the available choices") =>
+            {
+                Ok(Vec::new())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The UCVNIs of a group, which must exist.
+    fn read_group(&mut self, group: &str) -> Result<(Found, Vec<Object>), Error> {
+        if self.resolve(codec::UCVNI_GROUPS, group)?.is_none() {
+            return Err(Error::setup(format!(
+                "the configured UCVNI group {group:?} does not exist in Nautobot"
+            )));
+        }
+        let path = format!(
+            "{}?{}",
+            endpoint(Kind::Ucvni),
+            filter("ucvni_group", &[group])
+        );
+        let rows = self.session.list(&path)?;
+        Ok(found(Kind::Ucvni, &rows, &self.session.names))
+    }
+
+    /// Compares desired objects with what was read and writes the difference:
+    /// creates, then updates, in bulk. `scope`, when given, is everything in
+    /// the listed namespace or group: a CIDR or VNI held there by another id
+    /// is a conflict found before any write.
+    fn converge(
+        &mut self,
+        desired: &[&Object],
+        actual: &Found,
+        scope: &[Object],
+    ) -> Result<(), Error> {
+        self.resolve_refs(desired)?;
+        let mut creates = Vec::new();
+        let mut updates = Vec::new();
+        for &object in desired {
+            match actual.get(&object.key()) {
+                None => match held_by_another(object, scope) {
+                    Some(holder) => {
+                        let message = held_message(object, holder);
+                        self.done.errors.push(Error::refused(message).into());
+                    }
+                    None => creates.push(object),
+                },
+                Some((id, have)) => {
+                    let have = self.redecode(have);
+                    match Update::of(object, id.clone(), &have) {
+                        None => self.record_object(object, Done::Unchanged, Vec::new()),
+                        Some(update) => updates.push(update),
+                    }
+                }
+            }
+        }
+        self.create_many(creates)?;
+        if !self.stopped() {
+            self.update_many(updates)?;
+        }
+        Ok(())
+    }
+
+    /// Bulk POSTs, a chunk at a time. Bulk creates are all-or-none: a chunk
+    /// with one bad element writes nothing and answers one error per
+    /// element, so the good ones go again, the ones that exist become
+    /// updates, missing related objects are created, and the rest are
+    /// reported.
+    fn create_many(&mut self, objects: Vec<&Object>) -> Result<(), Error> {
+        let mut pending = objects;
+        let mut repaired = Repairs::new();
+        for round in 0..4 {
+            repaired.round = round;
+            if pending.is_empty() || self.stopped() {
+                return Ok(());
+            }
+            let kind = pending[0].kind();
+            let mut again = Vec::new();
+            let mut existing = Vec::new();
+            for chunk in pending.chunks(self.options.bulk_size.max(1)) {
+                let body = Value::Array(chunk.iter().map(|o| create_body(o)).collect());
+                let reply = self.call(Method::Post, endpoint(kind), Some(&body))?;
+                match (reply.status, reply.body.as_array()) {
+                    (201, _) => {
+                        for object in chunk {
+                            self.record_object(object, Done::Created, Vec::new());
+                        }
+                    }
+                    (400, Some(errors)) if errors.len() == chunk.len() => {
+                        for (object, errors) in chunk.iter().zip(errors) {
+                            match self.triage(object, errors, &reply, &mut repaired) {
+                                Triage::Again => again.push(*object),
+                                Triage::Exists => existing.push(*object),
+                                Triage::Failed(err) => self.done.errors.push(err.into()),
+                            }
+                        }
+                    }
+                    // A twin inserted some of them meanwhile: find out which.
+                    _ if duplicate_key(&reply) => existing.extend(chunk.iter().copied()),
+                    _ => return Err(chunk_error(&reply, chunk.len())),
+                }
+            }
+            if !existing.is_empty() {
+                let keys: Vec<String> = existing.iter().map(|o| o.key().value).collect();
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let filter_key = if kind == Kind::Namespace {
+                    "name"
+                } else {
+                    "id"
+                };
+                let actual = self.read(kind, filter_key, &keys)?;
+                let mut updates = Vec::new();
+                for object in existing {
+                    match actual.get(&object.key()) {
+                        // Deleted again meanwhile: create it.
+                        None => again.push(object),
+                        Some((id, have)) => {
+                            let have = self.redecode(have);
+                            match Update::of(object, id.clone(), &have) {
+                                None => self.record_object(object, Done::Unchanged, Vec::new()),
+                                Some(update) => updates.push(update),
+                            }
+                        }
+                    }
+                }
+                self.update_many(updates)?;
+            }
+            pending = again;
+        }
+        if !pending.is_empty() {
+            return Err(Error::transient(format!(
+                "{} object(s) kept changing while they were written; retry",
+                pending.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bulk PATCHes, a chunk at a time. Nautobot leaves out of its answer the
+    /// ids it no longer has: those are created instead.
+    fn update_many(&mut self, updates: Vec<Update>) -> Result<(), Error> {
+        let mut gone = Vec::new();
+        let mut repaired = Repairs::new();
+        let mut pending = updates;
+        for round in 0..4 {
+            repaired.round = round;
+            if pending.is_empty() || self.stopped() {
+                break;
+            }
+            let kind = pending[0].object.kind();
+            let mut again = Vec::new();
+            let chunk_size = self.options.bulk_size.max(1);
+            let mut rest = pending.into_iter().peekable();
+            while rest.peek().is_some() {
+                let chunk: Vec<Update> = rest.by_ref().take(chunk_size).collect();
+                let body = Value::Array(
+                    chunk
+                        .iter()
+                        .map(|u| {
+                            let mut fields = update_body(u.object, u.tags.as_deref());
+                            fields.insert("id".into(), json!(u.id));
+                            Value::Object(fields)
+                        })
+                        .collect(),
+                );
+                let reply = self.call(Method::Patch, endpoint(kind), Some(&body))?;
+                match (reply.status, reply.body.as_array()) {
+                    (200, Some(rows)) => {
+                        let answered: HashSet<String> = rows.iter().filter_map(row_id).collect();
+                        for update in chunk {
+                            if answered.contains(&update.id.to_ascii_lowercase()) {
+                                self.record_object(update.object, Done::Updated, update.fields);
+                            } else {
+                                gone.push(update.object);
+                            }
+                        }
+                    }
+                    (400, Some(errors)) if errors.len() == chunk.len() => {
+                        for (update, errors) in chunk.into_iter().zip(errors) {
+                            match self.triage(update.object, errors, &reply, &mut repaired) {
+                                Triage::Again => again.push(update),
+                                Triage::Exists => again.push(update),
+                                Triage::Failed(err) => self.done.errors.push(err.into()),
+                            }
+                        }
+                    }
+                    _ => return Err(chunk_error(&reply, chunk.len())),
+                }
+            }
+            pending = again;
+        }
+        if !pending.is_empty() {
+            return Err(Error::transient(format!(
+                "{} object(s) kept changing while they were updated; retry",
+                pending.len()
+            )));
+        }
+        self.create_many(gone)
+    }
+
+    /// What to do with one element of a refused bulk request.
+    fn triage(
+        &mut self,
+        object: &Object,
+        errors: &Value,
+        reply: &Reply,
+        repaired: &mut Repairs,
+    ) -> Triage {
+        if errors.as_object().is_some_and(|e| e.is_empty()) {
+            return Triage::Again;
+        }
+        if id_exists(errors) || codec::field_error(errors, "name", "already exists") {
+            return Triage::Exists;
+        }
+        if let Some(missing) = missing_related(errors) {
+            let which = match missing {
+                Missing::Tenant => object.tenant().unwrap_or_default().to_owned(),
+                _ => String::new(),
+            };
+            let round = repaired.round;
+            match repaired.done.get(&(missing, which.clone())) {
+                // Repaired in this round, for another element: send it again.
+                Some(&when) if when == round => return Triage::Again,
+                // Repaired in an earlier round, and still missing: repairing
+                // again will not help.
+                Some(_) => return Triage::Failed(element_error(object, errors, reply)),
+                None => {}
+            }
+            repaired.done.insert((missing, which), round);
+            return match self.repair(missing, object, reply) {
+                Ok(()) => Triage::Again,
+                Err(err) => Triage::Failed(err),
+            };
+        }
+        if clash(errors) {
+            let message = format!(
+                "conflict: {} {} clashes with another object in Nautobot: {}",
+                object.kind(),
+                object.key().value,
+                errors
+            );
+            return Triage::Failed(Error::refused(message));
+        }
+        Triage::Failed(element_error(object, errors, reply))
+    }
+
+    // --- removing -------------------------------------------------------------
+
+    fn remove(&mut self, kind: Kind, id: &str) -> Result<(), Error> {
+        let reply = self.call(Method::Delete, &detail(kind, id), None)?;
+        let done = match reply.status {
+            204 => Done::Deleted,
+            404 => Done::Absent,
+            _ => return Err(reply.unexpected()),
+        };
+        self.record(kind, Some(id), None, done);
+        Ok(())
+    }
+
+    /// Removes every prefix of the network's namespace and the prefixes of
+    /// the subnets the event lists (an external network's live in the global
+    /// namespace), then the namespace itself.
+    fn remove_namespace(&mut self, name: &str, listed: &[String]) -> Result<(), Error> {
+        let namespace = self.find_namespace(name, &[])?;
+        let mut present: Vec<String> = match &namespace {
+            Some((id, _)) => self.prefixes_in(id)?.iter().filter_map(row_id).collect(),
             None => Vec::new(),
         };
-        for id in listed {
-            if !prefixes.contains(id) {
-                prefixes.push(id.clone());
-            }
+        let elsewhere: Vec<&str> = listed
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !present.iter().any(|p| p == id))
+            .collect();
+        if !elsewhere.is_empty() {
+            let found = self.read(Kind::Prefix, "id", &elsewhere)?;
+            present.extend(found.into_keys().map(|k| k.value));
         }
-        if !prefixes.is_empty() {
-            // One bulk request; Nautobot ignores ids that are already gone.
-            let ids: Vec<Value> = prefixes.iter().map(|id| json!({"id": id})).collect();
-            let reply = self.client.call(
-                Method::Delete,
-                Kind::Prefix.endpoint(),
-                Some(&Value::Array(ids)),
-            )?;
-            if reply.status != 204 {
-                return Err(reply.unexpected().into());
-            }
-            for id in &prefixes {
-                self.record(Kind::Prefix, Some(id), None, Done::Deleted);
-            }
-        }
-        let Some(namespace_id) = namespace_id else {
+        let absent: HashSet<&str> = elsewhere
+            .iter()
+            .copied()
+            .filter(|id| !present.iter().any(|p| p == id))
+            .collect();
+        self.remove_many(Kind::Prefix, &present, &absent)?;
+        let Some((namespace_id, _)) = namespace else {
             self.record(Kind::Namespace, None, Some(name), Done::Absent);
             return Ok(());
         };
-        let reply = self.client.call(
+        let reply = self.call(
             Method::Delete,
-            &format!("{}{namespace_id}/", Kind::Namespace.endpoint()),
+            &detail(Kind::Namespace, &namespace_id),
             None,
         )?;
         let done = match reply.status {
@@ -366,153 +1083,125 @@ impl Run<'_> {
             // A prefix arrived between listing and deleting (a subnet event
             // racing the network's delete): the next attempt removes it.
             409 => {
-                return Err(NautobotError::new(
-                    Failure::Transient,
-                    format!("{}; retry the event", reply.describe()),
-                )
-                .into());
+                return Err(Error::transient(format!(
+                    "{}; retry the event",
+                    reply.describe()
+                )));
             }
-            _ => return Err(reply.unexpected().into()),
+            _ => return Err(reply.unexpected()),
         };
         self.record(Kind::Namespace, None, Some(name), done);
         Ok(())
     }
 
-    fn prefixes_in(&self, namespace_id: &str) -> anyhow::Result<Vec<String>> {
-        const PAGE: usize = 1000;
-        let mut ids = Vec::new();
-        loop {
-            let path = format!(
-                "{}?namespace={namespace_id}&limit={PAGE}&offset={}",
-                Kind::Prefix.endpoint(),
-                ids.len()
-            );
-            let reply = self.client.call(Method::Get, &path, None)?;
-            let results = match (reply.status, reply.body["results"].as_array()) {
-                (200, Some(results)) => results,
-                // The namespace went away after it was looked up: a twin
-                // delivery of this delete removed it, its prefixes first.
-                (400, _) if has_error(&reply, "namespace", "not one of the available choices") => {
-                    return Ok(ids);
-                }
-                _ => return Err(reply.unexpected().into()),
-            };
-            ids.extend(
-                results
-                    .iter()
-                    .filter_map(|p| p["id"].as_str())
-                    .map(str::to_owned),
-            );
-            if results.len() < PAGE || reply.body["next"].is_null() {
-                return Ok(ids);
+    /// Bulk DELETEs of objects known to exist (Nautobot ignores ids already
+    /// gone); `absent` are reported as such.
+    fn remove_many(
+        &mut self,
+        kind: Kind,
+        ids: &[String],
+        absent: &HashSet<&str>,
+    ) -> Result<(), Error> {
+        for chunk in ids.chunks(self.options.bulk_size.max(1)) {
+            let body = Value::Array(chunk.iter().map(|id| json!({ "id": id })).collect());
+            let reply = self.call(Method::Delete, endpoint(kind), Some(&body))?;
+            if reply.status != 204 {
+                return Err(chunk_error(&reply, chunk.len()));
+            }
+            for id in chunk {
+                self.record(kind, Some(id), None, Done::Deleted);
             }
         }
+        for id in absent {
+            self.record(kind, Some(id), None, Done::Absent);
+        }
+        Ok(())
     }
+}
 
-    fn delete(&mut self, kind: Kind, id: &str) -> anyhow::Result<Done> {
-        let reply = self
-            .client
-            .call(Method::Delete, &format!("{}{id}/", kind.endpoint()), None)?;
-        match reply.status {
-            204 => Ok(Done::Deleted),
-            404 => Ok(Done::Absent),
-            _ => Err(reply.unexpected().into()),
+/// The related objects created while writing one batch, and in which round:
+/// each is created once, whatever number of elements lack it.
+struct Repairs {
+    round: u32,
+    done: HashMap<(Missing, String), u32>,
+}
+
+impl Repairs {
+    fn new() -> Self {
+        Self {
+            round: 0,
+            done: HashMap::new(),
         }
     }
 }
 
-/// Whether a 400 answer says `field` has an error containing `text`.
-fn has_error(reply: &Reply, field: &str, text: &str) -> bool {
-    reply.status == 400 && reply.field_errors(field).iter().any(|e| e.contains(text))
+enum Triage {
+    /// Fine on its own (or repaired): send it again.
+    Again,
+    /// It exists already: compare and update it.
+    Exists,
+    Failed(Error),
 }
 
-/// A 500 from a unique constraint: the row was inserted by a concurrent
-/// request between Nautobot's validation and its INSERT. The object exists.
-fn duplicate_key(reply: &Reply) -> bool {
-    reply.status == 500
-        && reply.body["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("duplicate key value violates unique constraint"))
+/// Only per-network namespaces (named by a UUID) are this tool's own to tag:
+/// the global one belongs to the deployment.
+fn namespace_tags(name: &str, tags: &[Ref]) -> Vec<Ref> {
+    if crate::event::canonical_uuid(name).is_some() {
+        tags.to_vec()
+    } else {
+        Vec::new()
+    }
 }
 
-fn missing_related(reply: &Reply) -> Option<Missing> {
-    [
-        ("namespace", Missing::Namespace),
-        ("tenant", Missing::Tenant),
-        ("ucvni_group", Missing::UcvniGroup),
-        ("status", Missing::Status),
-    ]
-    .into_iter()
-    .find(|(field, _)| has_error(reply, field, "Related object not found"))
-    .map(|(_, missing)| missing)
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reply(status: u16, body: Value) -> Reply {
-        Reply {
-            method: Method::Post,
-            path: "/api/ipam/prefixes/".into(),
-            status,
-            body,
+/// Another object in the listed scope that holds this one's CIDR or VNI.
+fn held_by_another<'a>(object: &Object, scope: &'a [Object]) -> Option<&'a Object> {
+    scope.iter().find(|other| match (object, other) {
+        (Object::Prefix(want), Object::Prefix(have)) => {
+            want.id != have.id && crate::model::same_cidr(&want.prefix, &have.prefix)
         }
-    }
+        (Object::Ucvni(want), Object::Ucvni(have)) => want.id != have.id && want.vni == have.vni,
+        _ => false,
+    })
+}
 
-    #[test]
-    fn recognises_nautobot_answers() {
-        let exists = reply(400, json!({"id": ["Prefix with this Id already exists."]}));
-        assert!(has_error(&exists, "id", "already exists"));
-        let race = reply(
-            500,
-            json!({"error": "duplicate key value violates unique constraint \"ipam_prefix_pkey\"\nDETAIL: …", "exception": "IntegrityError"}),
-        );
-        assert!(duplicate_key(&race));
-        assert!(!duplicate_key(&reply(500, json!({"error": "boom"}))));
-        let missing = reply(
-            400,
-            json!({"namespace": ["Related object not found using the provided attributes: {'name': 'x'}"]}),
-        );
-        assert_eq!(missing_related(&missing), Some(Missing::Namespace));
-        let tenant = reply(
-            400,
-            json!({"tenant": ["Related object not found using the provided attributes: {'id': 'x'}"]}),
-        );
-        assert_eq!(missing_related(&tenant), Some(Missing::Tenant));
-        assert_eq!(missing_related(&exists), None);
+fn held_message(object: &Object, holder: &Object) -> String {
+    match object {
+        Object::Ucvni(u) => format!(
+            "conflict: segmentation id {} in UCVNI group {:?} is already held by network {}; \
+             network {} was not written",
+            u.vni,
+            u.group.as_ref().map(Ref::label).unwrap_or_default(),
+            holder.key().value,
+            u.id
+        ),
+        Object::Prefix(p) => format!(
+            "conflict: prefix {} already exists in namespace {} under another id ({}); \
+             subnet {} was not written",
+            p.prefix,
+            p.namespace.label(),
+            holder.key().value,
+            p.id
+        ),
+        other => format!("conflict: {} {}", other.kind(), other.key().value),
     }
+}
 
-    #[test]
-    fn encodes_query_values() {
-        assert_eq!(encode("under cloud/α&x"), "under%20cloud%2F%CE%B1%26x");
-        assert_eq!(encode("5b0e4c3e-7f36"), "5b0e4c3e-7f36");
-    }
+fn element_error(object: &Object, errors: &Value, reply: &Reply) -> Error {
+    Error::refused(format!(
+        "{} {} {} refused: {} ({} {})",
+        reply.method,
+        object.kind(),
+        object.key().value,
+        errors,
+        reply.path,
+        reply.status
+    ))
+}
 
-    #[test]
-    fn outcomes_serialise_compactly() {
-        let o = Outcome {
-            kind: Kind::Prefix,
-            id: Some("x".into()),
-            name: None,
-            result: Done::Created,
-        };
-        assert_eq!(
-            serde_json::to_string(&o).unwrap(),
-            r#"{"kind":"prefix","id":"x","result":"created"}"#
-        );
-    }
+fn chunk_error(reply: &Reply, objects: usize) -> Error {
+    let err = reply.unexpected();
+    Error::new(
+        err.kind,
+        format!("{} (a bulk request of {objects} object(s))", err.message),
+    )
 }

@@ -1,140 +1,46 @@
-//! Command-line interface: flags with environment fallbacks.
+//! The command line: flags grouped by concern, each command taking only the
+//! flags it honours, every flag with an environment fallback. This module
+//! turns them into the library's settings; nothing below it sees clap.
 
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::Mirror;
 use crate::apply::Options;
-use crate::error::{ConfigError, EXIT_CODES_HELP};
-use crate::handlers::Settings;
-use crate::nautobot::{Client, Policy};
+use crate::error::{Error, exit_codes_help};
+use crate::event::MAX_INPUT_BYTES;
+use crate::mirror::Mirror;
+use crate::nautobot::{Client, Connection, Policy};
+use crate::plan::Settings;
 
-/// Mirror one OpenStack Neutron network or subnet notification into Nautobot.
+/// Mirror OpenStack Neutron network and subnet notifications into Nautobot.
 ///
-/// Reads one notification (from --file, an argument, or stdin): the decoded
-/// oslo message, the raw RabbitMQ body with its "oslo.message" envelope, or an
-/// Argo event {"body": …}. Network events keep an IPAM namespace and a UCVNI,
-/// subnet events a prefix. Logs go to stderr; on success one JSON line on
-/// stdout says what happened to each object.
+/// Without a command, applies one notification (from --file, an argument,
+/// or stdin): the decoded oslo message, the raw RabbitMQ body with its
+/// "oslo.message" envelope, or an Argo event {"body": …}. Network events keep
+/// an IPAM namespace and a UCVNI, subnet events a prefix. Logs go to stderr;
+/// one JSON line on stdout says what happened to each object.
 #[derive(Debug, Parser)]
-#[command(name = "oslo-nautobot", version, after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "oslo-nautobot",
+    version,
+    after_help = exit_codes_help(),
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// The notification as JSON text (instead of --file or stdin)
-    #[arg(value_name = "EVENT_JSON", conflicts_with = "file")]
-    pub event: Option<String>,
+    #[command(flatten)]
+    pub event: EventArgs,
 
-    /// Read the notification from this file ("-" for stdin)
-    #[arg(long = "file", short = 'f', value_name = "PATH")]
-    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub nautobot: NautobotArgs,
 
-    /// Print the intended Nautobot changes as JSON lines and change nothing;
-    /// needs no token and no server
-    #[arg(long = "dry-run", global = true)]
-    pub dry_run: bool,
-
-    /// Base URL of Nautobot
-    #[arg(
-        long = "nautobot-url",
-        global = true,
-        visible_alias = "nautobot_url",
-        env = "NAUTOBOT_URL",
-        value_name = "URL",
-        default_value = "http://nautobot-default.nautobot.svc.cluster.local"
-    )]
-    pub nautobot_url: String,
-
-    /// Nautobot API token (prefer the token file: a command line is visible
-    /// to every user of the machine)
-    #[arg(
-        long = "nautobot-token",
-        global = true,
-        visible_alias = "nautobot_token",
-        env = "NAUTOBOT_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub nautobot_token: Option<String>,
-
-    /// File holding the Nautobot API token, used when no token is given
-    #[arg(
-        long = "nautobot-token-file",
-        global = true,
-        env = "NAUTOBOT_TOKEN_FILE",
-        value_name = "PATH",
-        default_value = "/etc/nb-token/token"
-    )]
-    pub nautobot_token_file: PathBuf,
-
-    /// UCVNI group of the networks' UCVNIs (needed only when a UCVNI is written)
-    #[arg(
-        long = "ucvni-group",
-        global = true,
-        env = "UCVNI_GROUP_NAME",
-        value_name = "NAME"
-    )]
-    pub ucvni_group: Option<String>,
-
-    /// Namespace of the prefixes of router:external networks
-    #[arg(
-        long = "global-namespace",
-        global = true,
-        env = "NAUTOBOT_GLOBAL_NAMESPACE",
-        value_name = "NAME",
-        default_value = "Global"
-    )]
-    pub global_namespace: String,
-
-    /// Do not create missing tenants: an event for a project that is not in
-    /// Nautobot yet then fails as transient (exit 75)
-    #[arg(long = "no-create-tenants", global = true, env = "NO_CREATE_TENANTS")]
-    pub no_create_tenants: bool,
-
-    /// Nautobot REST API version sent in the Accept header
-    #[arg(
-        long = "api-version",
-        global = true,
-        env = "NAUTOBOT_API_VERSION",
-        value_name = "VERSION",
-        default_value = "3.0"
-    )]
-    pub api_version: String,
-
-    /// CA bundle (PEM) that signs Nautobot's certificate, replacing the
-    /// built-in Mozilla roots
-    #[arg(
-        long = "ca-cert",
-        global = true,
-        env = "SSL_CERT_FILE",
-        value_name = "PATH"
-    )]
-    pub ca_cert: Option<PathBuf>,
-
-    /// Seconds to wait for a TCP connection
-    #[arg(long = "connect-timeout", global = true, env = "NAUTOBOT_CONNECT_TIMEOUT", value_name = "SECONDS",
-          default_value = "5", value_parser = seconds)]
-    pub connect_timeout: Duration,
-
-    /// Seconds one request may take, connect to last byte
-    #[arg(long = "timeout", global = true, env = "NAUTOBOT_TIMEOUT", value_name = "SECONDS",
-          default_value = "20", value_parser = seconds)]
-    pub timeout: Duration,
-
-    /// Attempts per request when Nautobot is unreachable, times out, or
-    /// answers 429/502/503/504 (the first attempt included)
-    #[arg(long = "attempts", global = true, env = "NAUTOBOT_ATTEMPTS", value_name = "N", default_value = "5",
-          value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub attempts: u32,
-
-    /// Seconds after which no request of an event is retried: bounds the
-    /// time one event can take
-    #[arg(long = "retry-budget", global = true, env = "NAUTOBOT_RETRY_BUDGET", value_name = "SECONDS",
-          default_value = "30", value_parser = seconds)]
-    pub retry_budget: Duration,
+    #[command(flatten)]
+    pub plan: PlanArgs,
 
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides, up
     /// to debug (trace would show request bytes)
@@ -149,16 +55,169 @@ pub enum Command {
     /// JSON lines, one JSON document per file, or a `rabbitmqadmin get`
     /// dump; prints one result line per event and a summary, and exits with
     /// the most urgent exit code seen
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
 
     /// Run as a service: consume Neutron notifications from RabbitMQ and apply
     /// each (needs a build with the "consume" feature)
     Consume(Box<ConsumeArgs>),
 }
 
+/// The one event of the one-shot command.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Input")]
+pub struct EventArgs {
+    /// The notification as JSON text (instead of --file or stdin)
+    #[arg(value_name = "EVENT_JSON", conflicts_with = "file")]
+    pub json: Option<String>,
+
+    /// Read the notification from this file ("-" for stdin)
+    #[arg(long = "file", short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// Print the plan (one JSON line per intended change) and change nothing;
+    /// needs no token and no server
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+}
+
+/// Where Nautobot is and how to talk to it.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Nautobot")]
+pub struct NautobotArgs {
+    /// Base URL of Nautobot
+    #[arg(
+        long = "nautobot-url",
+        visible_alias = "nautobot_url",
+        env = "NAUTOBOT_URL",
+        value_name = "URL",
+        default_value = "http://nautobot-default.nautobot.svc.cluster.local"
+    )]
+    pub url: String,
+
+    /// Nautobot API token (prefer the token file: a command line is visible
+    /// to every user of the machine)
+    #[arg(
+        long = "nautobot-token",
+        visible_alias = "nautobot_token",
+        env = "NAUTOBOT_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// File holding the Nautobot API token, used when no token is given
+    #[arg(
+        long = "nautobot-token-file",
+        env = "NAUTOBOT_TOKEN_FILE",
+        value_name = "PATH",
+        default_value = "/etc/nb-token/token"
+    )]
+    pub token_file: PathBuf,
+
+    /// Nautobot REST API version sent in the Accept header
+    #[arg(
+        long = "api-version",
+        env = "NAUTOBOT_API_VERSION",
+        value_name = "VERSION",
+        default_value = "3.0"
+    )]
+    pub api_version: String,
+
+    /// CA bundle (PEM) that signs Nautobot's certificate, replacing the
+    /// built-in Mozilla roots
+    #[arg(long = "ca-cert", env = "SSL_CERT_FILE", value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Seconds to wait for a TCP connection
+    #[arg(long = "connect-timeout", env = "NAUTOBOT_CONNECT_TIMEOUT", value_name = "SECONDS",
+          default_value = "5", value_parser = seconds)]
+    pub connect_timeout: Duration,
+
+    /// Seconds one request may take, connect to last byte
+    #[arg(long = "timeout", env = "NAUTOBOT_TIMEOUT", value_name = "SECONDS",
+          default_value = "20", value_parser = seconds)]
+    pub timeout: Duration,
+
+    /// Attempts per request when Nautobot is unreachable, times out, or
+    /// answers 429/502/503/504 (the first attempt included)
+    #[arg(long = "attempts", env = "NAUTOBOT_ATTEMPTS", value_name = "N", default_value = "5",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
+
+    /// Seconds of an event after which a failed request is no longer
+    /// retried. It bounds waiting and retrying, never a first attempt: every
+    /// request of an event is tried at least once, so every run makes
+    /// progress; after a request fails for good, the event stops (exit 75)
+    #[arg(long = "retry-budget", env = "NAUTOBOT_RETRY_BUDGET", value_name = "SECONDS",
+          default_value = "30", value_parser = seconds)]
+    pub retry_budget: Duration,
+
+    /// Objects per bulk request when an event (or reconcile) writes many:
+    /// Nautobot spends about 150 ms per prefix, so 25 take about 4 s, far
+    /// inside --timeout
+    #[arg(long = "bulk-size", env = "NAUTOBOT_BULK_SIZE", value_name = "N", default_value = "25",
+          value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub bulk_size: u16,
+}
+
+/// What the plan writes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Planning")]
+pub struct PlanArgs {
+    /// UCVNI group of the networks' UCVNIs (needed only when a UCVNI is written)
+    #[arg(long = "ucvni-group", env = "UCVNI_GROUP_NAME", value_name = "NAME")]
+    pub ucvni_group: Option<String>,
+
+    /// Namespace of the prefixes of router:external networks
+    #[arg(
+        long = "global-namespace",
+        env = "NAUTOBOT_GLOBAL_NAMESPACE",
+        value_name = "NAME",
+        default_value = "Global"
+    )]
+    pub global_namespace: String,
+
+    /// Do not create missing tenants: an event for a project that is not in
+    /// Nautobot yet then fails as transient (exit 75)
+    #[arg(long = "no-create-tenants", env = "NO_CREATE_TENANTS")]
+    pub no_create_tenants: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Files to read in order ("-" for stdin; stdin when none is given)
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Print each event's plan instead of applying it; needs no token and no
+    /// server
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub nautobot: NautobotArgs,
+
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
 /// Where and how to consume; defaults match sensors/eventsource.yaml.
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+
+    #[command(flatten)]
+    pub nautobot: NautobotArgs,
+
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+/// The RabbitMQ side of `consume`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "RabbitMQ")]
+pub struct AmqpArgs {
     /// RabbitMQ URL (amqp:// or amqps://; the vhost is its path, "%2f" for "/")
     #[arg(
         long = "amqp-url",
@@ -266,72 +325,128 @@ pub struct ConsumeArgs {
     pub metrics_addr: String,
 }
 
-#[derive(Debug, Args)]
-pub struct ReplayArgs {
-    /// Files to read in order ("-" for stdin; stdin when none is given)
-    #[arg(value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+#[cfg(feature = "consume")]
+impl AmqpArgs {
+    pub fn settings(&self) -> crate::consume::Settings {
+        crate::consume::Settings {
+            url: self.amqp_url.clone(),
+            vhost: self.amqp_vhost.clone(),
+            username: self.amqp_username.clone(),
+            password: self.amqp_password.clone(),
+            password_file: self.amqp_password_file.clone(),
+            ca_cert: self.amqp_ca_cert.clone(),
+            exchange: self.exchange.clone(),
+            exchange_durable: self.exchange_durable,
+            queue: self.queue.clone(),
+            routing_key: self.routing_key.clone(),
+            prefetch: self.prefetch,
+            dead_letter_exchange: self.dead_letter_exchange.clone(),
+            max_backoff: self.max_backoff,
+            metrics_addr: self.metrics_addr.clone(),
+        }
+    }
 }
 
-impl Cli {
+impl PlanArgs {
     pub fn settings(&self) -> Settings {
         Settings {
             ucvni_group: self.ucvni_group.clone(),
             global_namespace: self.global_namespace.clone(),
+            tag: None,
         }
     }
+}
 
-    /// A Nautobot client and everything else needed to apply events.
-    pub fn mirror(&self) -> Result<Mirror, ConfigError> {
-        let policy = Policy {
-            connect_timeout: self.connect_timeout,
-            request_timeout: self.timeout,
-            attempts: self.attempts,
-            budget: self.retry_budget,
-            backoff: Duration::from_millis(250),
-        };
-        let token = self.token()?;
-        let client = Client::new(
-            &self.nautobot_url,
-            &token,
-            &self.api_version,
-            self.ca_cert.as_deref(),
-            policy,
-        )?;
-        Ok(Mirror {
-            client,
-            settings: self.settings(),
-            options: Options {
-                create_tenants: !self.no_create_tenants,
+impl NautobotArgs {
+    /// The connection settings, with the token read from the flag, the
+    /// environment or the token file.
+    pub fn connection(&self) -> Result<Connection, Error> {
+        Ok(Connection {
+            url: self.url.clone(),
+            token: self.token()?,
+            api_version: self.api_version.clone(),
+            ca_cert: self.ca_cert.clone(),
+            policy: Policy {
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.timeout,
+                attempts: self.attempts,
+                budget: self.retry_budget,
+                backoff: Duration::from_millis(250),
             },
         })
     }
 
-    /// The token: from the flag or environment, else from the token file.
-    fn token(&self) -> Result<String, ConfigError> {
+    fn token(&self) -> Result<String, Error> {
         if let Some(token) = self
-            .nautobot_token
+            .token
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
         {
             return Ok(token.to_owned());
         }
-        let path = &self.nautobot_token_file;
+        let path = &self.token_file;
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError(format!(
+            Error::setup(format!(
                 "no Nautobot token: set NAUTOBOT_TOKEN or NAUTOBOT_TOKEN_FILE ({}: {e})",
                 path.display()
             ))
         })?;
         let token = text.trim();
         if token.is_empty() {
-            return Err(ConfigError(format!(
+            return Err(Error::setup(format!(
                 "the token file {} is empty",
                 path.display()
             )));
         }
         Ok(token.to_owned())
+    }
+}
+
+/// A mirror of Nautobot from the flag groups; with `dry_run`, one that only
+/// plans (no token, no client).
+pub fn mirror(nautobot: &NautobotArgs, plan: &PlanArgs, dry_run: bool) -> Result<Mirror, Error> {
+    let client = if dry_run {
+        None
+    } else {
+        Some(Client::new(&nautobot.connection()?)?)
+    };
+    Ok(Mirror {
+        client,
+        settings: plan.settings(),
+        options: Options {
+            create_tenants: !plan.no_create_tenants,
+            bulk_size: nautobot.bulk_size.into(),
+        },
+    })
+}
+
+impl EventArgs {
+    /// The one input document, refusing more than the size limit.
+    pub fn read(&self) -> Result<Vec<u8>, Error> {
+        if let Some(text) = &self.json {
+            return Ok(text.clone().into_bytes());
+        }
+        let limit = MAX_INPUT_BYTES as u64 + 1;
+        let mut bytes = Vec::new();
+        match self.file.as_deref() {
+            Some(path) if path.as_os_str() != "-" => {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
+                file.take(limit).read_to_end(&mut bytes)
+            }
+            _ => {
+                let stdin = std::io::stdin();
+                if stdin.is_terminal() {
+                    return Err(Error::input(
+                        "no event: give --file PATH, the JSON as an argument, or pipe it on stdin",
+                    ));
+                }
+                stdin.lock().take(limit).read_to_end(&mut bytes)
+            }
+        }
+        .map_err(|e| Error::input(format!("cannot read the input: {e}")))?;
+        Ok(bytes)
     }
 }
 
@@ -365,8 +480,25 @@ mod tests {
             "t",
         ])
         .unwrap();
-        assert_eq!(cli.nautobot_url, "http://x");
-        assert_eq!(cli.nautobot_token.as_deref(), Some("t"));
+        assert_eq!(cli.nautobot.url, "http://x");
+        assert_eq!(cli.nautobot.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn each_command_takes_only_the_flags_it_honours() {
+        let replay = Cli::try_parse_from(["oslo-nautobot", "replay", "--dry-run", "a.jsonl"]);
+        assert!(matches!(
+            replay.unwrap().command,
+            Some(Command::Replay(args)) if args.dry_run
+        ));
+        for refused in [
+            vec!["oslo-nautobot", "consume", "--dry-run"],
+            vec!["oslo-nautobot", "--amqp-url", "amqp://x"],
+            vec!["oslo-nautobot", "replay", "--amqp-url", "amqp://x"],
+        ] {
+            let err = Cli::try_parse_from(&refused).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{refused:?}");
+        }
     }
 
     #[test]

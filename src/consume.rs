@@ -32,11 +32,12 @@ use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
-use crate::Mirror;
-use crate::cli::{Cli, ConsumeArgs};
-use crate::error::{self, ConfigError};
-use crate::event::{self, Notification};
-use crate::handlers::{self, Change, Settings};
+use crate::backoff;
+use crate::error::{self, Error};
+use crate::event::Notification;
+use crate::mirror::{Mirror, decode_and_plan};
+use crate::model::Plan;
+use crate::plan;
 
 mod metrics;
 use metrics::Metrics;
@@ -47,18 +48,39 @@ struct Job {
     channel: Channel,
     /// "-" when the message is not a notification at all.
     event_type: String,
-    plan: anyhow::Result<(Notification, Vec<Change>)>,
+    plan: anyhow::Result<(Notification, Plan)>,
     received: Instant,
 }
 
-pub fn run(cli: &Cli, args: &ConsumeArgs) -> anyhow::Result<u8> {
+/// Where and how to consume.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub url: String,
+    pub vhost: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub exchange: String,
+    pub exchange_durable: bool,
+    pub queue: String,
+    pub routing_key: String,
+    pub prefetch: u16,
+    pub dead_letter_exchange: Option<String>,
+    pub max_backoff: Duration,
+    pub metrics_addr: String,
+}
+
+/// Consumes until SIGTERM or SIGINT, with one worker per mirror. Every
+/// worker's Nautobot client is built before: a configuration problem (no
+/// token, bad URL) stops the service before it takes a message.
+pub fn run(args: &Settings, mirrors: Vec<Mirror>) -> anyhow::Result<u8> {
     let uri = amqp_uri(args)?;
     let tls = tls_config(args)?;
-    // Every worker's Nautobot client is built up front: a configuration
-    // problem (no token, bad URL) stops the service before it takes a message.
-    let mirrors = (0..args.concurrency)
-        .map(|_| cli.mirror())
-        .collect::<Result<Vec<_>, _>>()?;
+    let settings = mirrors
+        .first()
+        .map(|m| m.settings.clone())
+        .ok_or_else(|| Error::setup("consume needs at least one worker"))?;
     let metrics = Arc::new(Metrics::default());
     metrics::serve(&args.metrics_addr, metrics.clone())
         .with_context(|| format!("metrics endpoint on {}", args.metrics_addr))?;
@@ -89,13 +111,7 @@ pub fn run(cli: &Cli, args: &ConsumeArgs) -> anyhow::Result<u8> {
     }
 
     let result = runtime.block_on(consume(
-        &cli.settings(),
-        &uri,
-        tls,
-        args,
-        &senders,
-        &metrics,
-        &stopping,
+        &settings, &uri, tls, args, &senders, &metrics, &stopping,
     ));
     // Stop: workers finish what they hold, acknowledge it, and exit.
     stopping.store(true, Ordering::SeqCst);
@@ -114,10 +130,10 @@ pub fn run(cli: &Cli, args: &ConsumeArgs) -> anyhow::Result<u8> {
 /// Connects, declares, consumes and dispatches until SIGTERM/SIGINT,
 /// reconnecting with backoff whenever the broker goes away.
 async fn consume(
-    settings: &Settings,
+    settings: &plan::Settings,
     uri: &AMQPUri,
     tls: OwnedTLSConfig,
-    args: &ConsumeArgs,
+    args: &Settings,
     senders: &[mpsc::Sender<Job>],
     metrics: &Arc<Metrics>,
     stopping: &AtomicBool,
@@ -126,24 +142,26 @@ async fn consume(
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-    let mut backoff = FIRST_BACKOFF;
+    const MAX_BACKOFF: Duration = Duration::from_secs(30);
+    let mut failures = 0;
     let mut next_round_robin = 0usize;
     loop {
         let session = match open(uri, tls.clone(), args).await {
             Ok(session) => session,
-            Err(err) if err.is::<ConfigError>() => return Err(err),
+            Err(err) if error::kind(&err) == Some(error::Kind::Setup) => return Err(err),
             Err(err) => {
                 metrics.set_connected(false);
+                failures += 1;
+                let wait = backoff::delay(FIRST_BACKOFF, failures, MAX_BACKOFF);
                 log::warn!(
-                    "RabbitMQ at {}: {err:#}; reconnecting in {backoff:.1?}",
+                    "RabbitMQ at {}: {err:#}; reconnecting in {wait:.1?}",
                     display(uri)
                 );
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = terminate.recv() => return Ok(None),
                     _ = interrupt.recv() => return Ok(None),
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
         };
@@ -156,11 +174,12 @@ async fn consume(
             tokio::select! {
                 delivery = consumer.next() => match delivery {
                     Some(Ok(delivery)) => {
-                        let (event_type, plan) = match event::decode(&delivery.data) {
-                            Ok(n) => (n.event_type.clone(), handlers::plan(&n, settings).map(|c| (n, c))),
-                            Err(err) => ("-".to_owned(), Err(err.into())),
+                        let plan = decode_and_plan(&delivery.data, settings);
+                        let event_type = match &plan {
+                            Ok((n, _)) => n.event_type.clone(),
+                            Err(_) => crate::event::decode(&delivery.data).map_or_else(|_| "-".to_owned(), |n| n.event_type),
                         };
-                        let key = plan.as_ref().ok().and_then(|(n, _)| handlers::network_of(n));
+                        let key = plan.as_ref().ok().and_then(|(n, _)| plan::network_of(n));
                         let worker = match &key {
                             Some(key) => shard(key, senders.len()),
                             None => { next_round_robin += 1; next_round_robin % senders.len() }
@@ -187,18 +206,20 @@ async fn consume(
         metrics.set_connected(false);
         // A session that ends at once (a broker refusing something on every
         // connection) must not turn into a tight reconnect loop.
-        if connected_at.elapsed() > Duration::from_secs(30) {
-            backoff = FIRST_BACKOFF;
-        }
+        failures = if connected_at.elapsed() > MAX_BACKOFF {
+            1
+        } else {
+            failures + 1
+        };
+        let wait = backoff::delay(FIRST_BACKOFF, failures, MAX_BACKOFF);
         log::warn!(
-            "lost RabbitMQ; unacknowledged messages return to the queue; reconnecting in {backoff:.1?}"
+            "lost RabbitMQ; unacknowledged messages return to the queue; reconnecting in {wait:.1?}"
         );
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = terminate.recv() => return Ok(None),
             _ = interrupt.recv() => return Ok(None),
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -222,7 +243,7 @@ async fn stop(
 async fn open(
     uri: &AMQPUri,
     tls: OwnedTLSConfig,
-    args: &ConsumeArgs,
+    args: &Settings,
 ) -> anyhow::Result<(Connection, Channel, lapin::Consumer)> {
     let runtime = lapin::runtime::default_runtime()?;
     let connection = Connection::connect_uri_with_config(
@@ -280,7 +301,9 @@ async fn open(
             )
             .await;
         if let Err(err) = exists {
-            return Err(ConfigError(format!("dead-letter exchange {dead_letter:?}: {err}")).into());
+            return Err(
+                Error::setup(format!("dead-letter exchange {dead_letter:?}: {err}")).into(),
+            );
         }
     }
     channel
@@ -295,6 +318,16 @@ async fn open(
         )
         .await?;
     Ok((connection, channel, consumer))
+}
+
+/// Whether a message that failed with this exit code stays (is retried in
+/// its worker, holding back its network's later events) rather than being
+/// acknowledged: transient trouble, and setup problems an operator will fix.
+/// Decided by the code alone, wherever it was met. Planning never fails for
+/// a setup reason (a missing UCVNI group is refused when applying), so
+/// what fails to plan is bad input or another event type, and is let go.
+fn holds(code: u8) -> bool {
+    code == error::TRANSIENT || code == error::SETUP
 }
 
 /// The worker index for a network: the same network always lands on the
@@ -345,41 +378,39 @@ impl Worker {
             plan,
             received,
         } = job;
-        let (notification, changes) = match plan {
+        let context = format!("message {}", delivery.delivery_tag);
+        let (notification, plan) = match plan {
             Ok(planned) => planned,
             Err(err) => {
                 let code = error::exit_code(&err);
+                // The queue carries every Neutron notification (ports,
+                // routers, …): most have nothing to do with us.
+                if code != error::NO_HANDLER {
+                    error::print(&context, &err);
+                }
                 self.metrics.event(&event_type, code, received.elapsed());
-                if code == error::NO_HANDLER {
-                    // The queue carries every Neutron notification (ports,
-                    // routers, …): most have nothing to do with us.
-                    log::debug!("message {}: {err:#}", delivery.delivery_tag);
-                } else {
-                    log::error!("message {}: {err:#}", delivery.delivery_tag);
+                if code != error::NO_HANDLER {
                     self.dead_letter(&channel, &delivery);
                 }
                 self.ack(&delivery);
                 return;
             }
         };
-        let mut backoff = Duration::from_secs(1);
+        let mut attempt = 0;
         loop {
-            let report = self.mirror.apply(notification.clone(), &changes);
+            let report = self.mirror.apply(notification.clone(), plan.clone());
             let code = report.code();
-            for err in &report.errors {
-                log::warn!("{event_type} (message {}): {err:#}", delivery.delivery_tag);
-            }
-            // Transient trouble, or a setup problem an operator will fix:
-            // hold the message (and its network's later ones) and retry.
-            if code == error::TRANSIENT || code == error::CONFIG {
+            report.print_errors(&context);
+            if holds(code) {
                 if self.stopping.load(Ordering::SeqCst) {
                     self.requeue(&delivery);
                     return;
                 }
+                attempt += 1;
                 self.metrics.retry();
-                log::warn!("{event_type}: retrying in {backoff:.1?}");
-                self.sleep(backoff);
-                backoff = (backoff * 2).min(self.max_backoff);
+                let wait = backoff::delay(Duration::from_secs(1), attempt, self.max_backoff);
+                log::warn!("{event_type}: retrying in {wait:.1?}");
+                self.sleep(wait);
                 continue;
             }
             self.metrics.event(&event_type, code, received.elapsed());
@@ -432,32 +463,32 @@ impl Worker {
     }
 }
 
-fn amqp_uri(args: &ConsumeArgs) -> Result<AMQPUri, ConfigError> {
+fn amqp_uri(args: &Settings) -> Result<AMQPUri, Error> {
     let mut uri: AMQPUri = args
-        .amqp_url
+        .url
         .parse()
-        .map_err(|e| ConfigError(format!("AMQP URL: {e}")))?;
-    if let Some(user) = &args.amqp_username {
+        .map_err(|e| Error::setup(format!("AMQP URL: {e}")))?;
+    if let Some(user) = &args.username {
         uri.authority.userinfo.username = user.clone();
     }
-    if let Some(path) = &args.amqp_password_file {
+    if let Some(path) = &args.password_file {
         let password = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("AMQP password file {}: {e}", path.display())))?;
+            .map_err(|e| Error::setup(format!("AMQP password file {}: {e}", path.display())))?;
         uri.authority.userinfo.password = password.trim().to_owned();
-    } else if let Some(password) = &args.amqp_password {
+    } else if let Some(password) = &args.password {
         uri.authority.userinfo.password = password.clone();
     }
-    if let Some(vhost) = &args.amqp_vhost {
+    if let Some(vhost) = &args.vhost {
         uri.vhost = vhost.clone();
     }
     Ok(uri)
 }
 
-fn tls_config(args: &ConsumeArgs) -> Result<OwnedTLSConfig, ConfigError> {
-    let cert_chain = match &args.amqp_ca_cert {
+fn tls_config(args: &Settings) -> Result<OwnedTLSConfig, Error> {
+    let cert_chain = match &args.ca_cert {
         Some(path) => Some(
             std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("AMQP CA bundle {}: {e}", path.display())))?,
+                .map_err(|e| Error::setup(format!("AMQP CA bundle {}: {e}", path.display())))?,
         ),
         None => None,
     };

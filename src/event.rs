@@ -3,25 +3,11 @@
 
 use serde_json::{Map, Value};
 
+use crate::error::{Error, clip};
+
 /// Largest input accepted. Real notifications are a few KiB; a bulk create of
 /// a thousand subnets stays well under this.
 pub const MAX_INPUT_BYTES: usize = 4 << 20;
-
-/// The input cannot be read as a notification (exit 5).
-#[derive(Debug, thiserror::Error)]
-#[error("invalid input: {0}")]
-pub struct InputError(String);
-
-impl InputError {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-}
-
-/// A notification whose `event_type` has no handler (exit 6).
-#[derive(Debug, thiserror::Error)]
-#[error("no handler for event type {0:?}")]
-pub struct UnhandledEvent(pub String);
 
 /// One decoded oslo notification.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,17 +20,17 @@ pub struct Notification {
 /// Decodes one input document: a decoded notification, the raw RabbitMQ body
 /// (`{"oslo.version", "oslo.message": "<JSON text>"}`), or an Argo event
 /// wrapper `{"body": …}` around either.
-pub fn decode(bytes: &[u8]) -> Result<Notification, InputError> {
+pub fn decode(bytes: &[u8]) -> Result<Notification, Error> {
     if bytes.len() > MAX_INPUT_BYTES {
-        return Err(InputError::new(format!(
+        return Err(Error::input(format!(
             "input is larger than {} MiB",
             MAX_INPUT_BYTES >> 20
         )));
     }
     let text = std::str::from_utf8(bytes)
-        .map_err(|e| InputError::new(format!("input is not UTF-8 text ({e})")))?;
+        .map_err(|e| Error::input(format!("input is not UTF-8 text ({e})")))?;
     if text.trim().is_empty() {
-        return Err(InputError::new("input is empty"));
+        return Err(Error::input("input is empty"));
     }
     let value = parse_json(text, "input")?;
     unwrap_shape(value, Shape::Outer)
@@ -59,14 +45,14 @@ enum Shape {
     OsloMessage,
 }
 
-fn unwrap_shape(value: Value, shape: Shape) -> Result<Notification, InputError> {
+fn unwrap_shape(value: Value, shape: Shape) -> Result<Notification, Error> {
     let where_ = match shape {
         Shape::Outer => "input",
         Shape::ArgoBody => "body",
         Shape::OsloMessage => "oslo.message",
     };
     let Value::Object(mut object) = value else {
-        return Err(InputError::new(format!(
+        return Err(Error::input(format!(
             "{where_}: expected a JSON object, found {}",
             type_name(&value)
         )));
@@ -78,7 +64,7 @@ fn unwrap_shape(value: Value, shape: Shape) -> Result<Notification, InputError> 
         && let Some(message) = object.remove("oslo.message")
     {
         let Value::String(text) = message else {
-            return Err(InputError::new(format!(
+            return Err(Error::input(format!(
                 "oslo.message: expected a string holding JSON, found {}",
                 type_name(&message)
             )));
@@ -97,13 +83,13 @@ fn unwrap_shape(value: Value, shape: Shape) -> Result<Notification, InputError> 
         };
         return unwrap_shape(body, Shape::ArgoBody);
     }
-    Err(InputError::new(format!(
+    Err(Error::input(format!(
         "{where_}: not a Neutron notification (expected \"event_type\", an oslo envelope \
          with \"oslo.message\", or an Argo event with \"body\")"
     )))
 }
 
-fn notification(object: Map<String, Value>, where_: &str) -> Result<Notification, InputError> {
+fn notification(object: Map<String, Value>, where_: &str) -> Result<Notification, Error> {
     let event_type = match object.get("event_type") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(other) => {
@@ -111,11 +97,11 @@ fn notification(object: Map<String, Value>, where_: &str) -> Result<Notification
                 Value::String(_) => "an empty string",
                 other => type_name(other),
             };
-            return Err(InputError::new(format!(
+            return Err(Error::input(format!(
                 "{where_}.event_type: expected a non-empty string, found {found}"
             )));
         }
-        None => return Err(InputError::new(format!("{where_}.event_type: missing"))),
+        None => return Err(Error::input(format!("{where_}.event_type: missing"))),
     };
     let message_id = object
         .get("message_id")
@@ -129,8 +115,8 @@ fn notification(object: Map<String, Value>, where_: &str) -> Result<Notification
     })
 }
 
-fn parse_json(text: &str, what: &str) -> Result<Value, InputError> {
-    serde_json::from_str(text).map_err(|e| InputError::new(format!("{what}: not valid JSON ({e})")))
+fn parse_json(text: &str, what: &str) -> Result<Value, Error> {
+    serde_json::from_str(text).map_err(|e| Error::input(format!("{what}: not valid JSON ({e})")))
 }
 
 pub fn type_name(value: &Value) -> &'static str {
@@ -156,10 +142,10 @@ pub struct Fields<'a> {
 const MAX_NAME_CHARS: usize = 255;
 
 impl<'a> Fields<'a> {
-    pub fn new(path: &'a str, value: &'a Value) -> Result<Self, InputError> {
+    pub fn new(path: &'a str, value: &'a Value) -> Result<Self, Error> {
         match value {
             Value::Object(object) => Ok(Self { path, object }),
-            other => Err(InputError::new(format!(
+            other => Err(Error::input(format!(
                 "{path}: expected an object, found {}",
                 type_name(other)
             ))),
@@ -170,11 +156,11 @@ impl<'a> Fields<'a> {
         self.object.get(key).filter(|v| !v.is_null())
     }
 
-    fn error(&self, key: &str, problem: impl std::fmt::Display) -> InputError {
-        InputError::new(format!("{}.{key}: {problem}", self.path))
+    fn error(&self, key: &str, problem: impl std::fmt::Display) -> Error {
+        Error::input(format!("{}.{key}: {problem}", self.path))
     }
 
-    pub fn string(&self, key: &str) -> Result<&'a str, InputError> {
+    pub fn string(&self, key: &str) -> Result<&'a str, Error> {
         match self.get(key) {
             Some(Value::String(s)) => Ok(s),
             Some(other) => Err(self.error(
@@ -186,14 +172,15 @@ impl<'a> Fields<'a> {
     }
 
     /// A Neutron UUID, returned in Nautobot's canonical form.
-    pub fn uuid(&self, key: &str) -> Result<String, InputError> {
+    pub fn uuid(&self, key: &str) -> Result<String, Error> {
         let raw = self.string(key)?;
-        canonical_uuid(raw).ok_or_else(|| self.error(key, format!("{:?} is not a UUID", clip(raw))))
+        canonical_uuid(raw)
+            .ok_or_else(|| self.error(key, format!("{:?} is not a UUID", clip(raw, 64))))
     }
 
     /// A display name: may be empty, must fit Nautobot and contain no NUL
     /// (PostgreSQL cannot store it).
-    pub fn name(&self, key: &str) -> Result<&'a str, InputError> {
+    pub fn name(&self, key: &str) -> Result<&'a str, Error> {
         let name = match self.get(key) {
             None => "",
             Some(_) => self.string(key)?,
@@ -207,7 +194,7 @@ impl<'a> Fields<'a> {
         Ok(name)
     }
 
-    pub fn flag(&self, key: &str) -> Result<bool, InputError> {
+    pub fn flag(&self, key: &str) -> Result<bool, Error> {
         match self.get(key) {
             None => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
@@ -219,7 +206,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A positive integer, or `None` when absent or null.
-    pub fn positive(&self, key: &str) -> Result<Option<u32>, InputError> {
+    pub fn positive(&self, key: &str) -> Result<Option<u32>, Error> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Number(n)) => n
@@ -235,30 +222,28 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The project that owns the object: `project_id`, or the older `tenant_id`.
-    pub fn project(&self) -> Result<Project, InputError> {
+    /// The project that owns the object (`project_id`, or the older
+    /// `tenant_id`) as a tenant id: Keystone's 32 hex digits, dashed.
+    pub fn project(&self) -> Result<String, Error> {
         let key = if self.get("project_id").is_some() {
             "project_id"
         } else {
             "tenant_id"
         };
         let raw = self.string(key)?;
-        let id = canonical_uuid(raw).ok_or_else(|| {
+        canonical_uuid(raw).ok_or_else(|| {
             self.error(
                 key,
                 format!(
                     "{:?} is not a Keystone project id (32 hex digits)",
-                    clip(raw)
+                    clip(raw, 64)
                 ),
             )
-        })?;
-        // Keystone's own spelling (32 hex digits) names the tenant.
-        let name = id.replace('-', "");
-        Ok(Project { id, name })
+        })
     }
 
     /// A list of UUIDs (e.g. a network's `subnets`); absent means empty.
-    pub fn uuid_list(&self, key: &str) -> Result<Vec<String>, InputError> {
+    pub fn uuid_list(&self, key: &str) -> Result<Vec<String>, Error> {
         let items = match self.get(key) {
             None => return Ok(Vec::new()),
             Some(Value::Array(items)) => items,
@@ -279,13 +264,6 @@ impl<'a> Fields<'a> {
             })
             .collect()
     }
-}
-
-/// A Keystone project: Nautobot's tenant id is its UUID, the raw id its name.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Project {
-    pub id: String,
-    pub name: String,
 }
 
 /// Accepts a UUID with or without dashes (Keystone writes 32 hex digits) and
@@ -322,33 +300,22 @@ pub fn canonical_uuid(raw: &str) -> Option<String> {
 pub fn check_cidr(cidr: &str, ip_version: Option<u32>) -> Result<(), String> {
     let (address, length) = cidr
         .split_once('/')
-        .ok_or_else(|| format!("{:?} is not a CIDR (no prefix length)", clip(cidr)))?;
+        .ok_or_else(|| format!("{:?} is not a CIDR (no prefix length)", clip(cidr, 64)))?;
     let address: std::net::IpAddr = address
         .parse()
-        .map_err(|_| format!("{:?} is not a CIDR (bad address)", clip(cidr)))?;
+        .map_err(|_| format!("{:?} is not a CIDR (bad address)", clip(cidr, 64)))?;
     let max = if address.is_ipv4() { 32 } else { 128 };
     let length_ok = !length.is_empty()
         && length.len() <= 3
         && length.bytes().all(|b| b.is_ascii_digit())
         && length.parse::<u8>().is_ok_and(|l| l <= max);
     if !length_ok {
-        return Err(format!("{:?} has an invalid prefix length", clip(cidr)));
+        return Err(format!("{:?} has an invalid prefix length", clip(cidr, 64)));
     }
     let version = if address.is_ipv4() { 4 } else { 6 };
     match ip_version {
         Some(v) if v != version => Err(format!("{cidr} is IPv{version} but ip_version is {v}")),
         _ => Ok(()),
-    }
-}
-
-/// Shortens hostile values before they go into an error message.
-fn clip(s: &str) -> String {
-    const MAX: usize = 64;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        let head: String = s.chars().take(MAX).collect();
-        format!("{head}…")
     }
 }
 
@@ -491,7 +458,6 @@ mod tests {
     fn project_falls_back_to_tenant_id() {
         let v = json!({"tenant_id": "962F6E0DFB314D43BDEE2A9D5C7BD7F6"});
         let p = Fields::new("n", &v).unwrap().project().unwrap();
-        assert_eq!(p.id, "962f6e0d-fb31-4d43-bdee-2a9d5c7bd7f6");
-        assert_eq!(p.name, "962f6e0dfb314d43bdee2a9d5c7bd7f6");
+        assert_eq!(p, "962f6e0d-fb31-4d43-bdee-2a9d5c7bd7f6");
     }
 }

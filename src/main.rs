@@ -1,100 +1,79 @@
-//! The command line: one event (the default: read, decode, plan, apply,
-//! report), or many with `replay` and `consume`.
+//! The command line, as a table of contents: parse the flags, start logging,
+//! run the command, and turn its outcome into an exit code.
 
-use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use oslo_nautobot::cli::{Cli, Command};
-use oslo_nautobot::error::{self, exit_code};
-use oslo_nautobot::event::{InputError, MAX_INPUT_BYTES};
-use oslo_nautobot::{decode_and_plan, replay};
+use oslo_nautobot::cli::{self, Cli, Command};
+use oslo_nautobot::error;
+use oslo_nautobot::mirror::decode_and_plan;
+use oslo_nautobot::replay;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match try_main(&cli) {
+    match try_main(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("oslo-nautobot: {err:#}");
-            ExitCode::from(exit_code(&err))
+            error::print("", &err);
+            ExitCode::from(error::exit_code(&err))
         }
     }
 }
 
+/// Logs on stderr: warnings by default, more with -v. Never beyond debug:
+/// at trace level ureq logs the bytes on the wire, the Authorization header
+/// included.
 fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        // Not trace: ureq would log the request bytes, token included (the
-        // client caps the level at debug anyway).
-        _ => "debug",
-    };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+    let level = ["warn", "info"]
+        .get(usize::from(verbose))
+        .unwrap_or(&"debug");
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(*level))
         .format_timestamp_millis()
         .init();
+    log::set_max_level(log::max_level().min(log::LevelFilter::Debug));
 }
 
-/// Runs the command; returns the exit code of a run that got as far as
-/// applying (errors met while applying are printed here, one line each).
-fn try_main(cli: &Cli) -> anyhow::Result<u8> {
-    match &cli.command {
-        Some(Command::Replay(args)) => return replay::run(cli, args),
+/// Runs the command; returns the exit code of a run that got as far as its
+/// work (errors met on the way are printed as they are met).
+fn try_main(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        None => one_event(&cli),
+        Some(Command::Replay(args)) => {
+            let mirror = cli::mirror(&args.nautobot, &args.plan, args.dry_run)?;
+            replay::run(&mirror, &args.files)
+        }
         #[cfg(feature = "consume")]
-        Some(Command::Consume(args)) => return oslo_nautobot::consume::run(cli, args),
+        Some(Command::Consume(args)) => {
+            let mirrors = (0..args.amqp.concurrency)
+                .map(|_| cli::mirror(&args.nautobot, &args.plan, false))
+                .collect::<Result<Vec<_>, _>>()?;
+            oslo_nautobot::consume::run(&args.amqp.settings(), mirrors)
+        }
         #[cfg(not(feature = "consume"))]
-        Some(Command::Consume(_)) => {
-            let why = "this binary was built without the consume feature (cargo build --features consume)";
-            return Err(error::ConfigError(why.into()).into());
-        }
-        None => {}
+        Some(Command::Consume(_)) => Err(error::Error::setup(
+            "this binary was built without the consume feature (cargo build --features consume)",
+        )
+        .into()),
     }
-    let input = read_input(cli)?;
-    // Input problems first: they need neither a token nor a server.
-    let (notification, changes) = decode_and_plan(&input, &cli.settings())?;
-    if cli.dry_run {
-        for change in &changes {
-            println!("{}", serde_json::to_string(change)?);
-        }
-        return Ok(error::OK);
-    }
-    let mirror = cli.mirror()?;
-    let report = mirror.apply(notification, &changes);
-    log::info!("{} HTTP request(s)", report.requests);
-    for err in &report.errors {
-        eprintln!("oslo-nautobot: {err:#}");
-    }
-    if report.errors.is_empty() {
-        println!("{}", report.summary());
+}
+
+/// The one-shot command: one event in, its summary (or, in a dry run, its
+/// plan) out. Input problems come first: they need neither a token nor a
+/// server.
+fn one_event(cli: &Cli) -> anyhow::Result<u8> {
+    let input = cli.event.read()?;
+    let (notification, plan) = decode_and_plan(&input, &cli.plan.settings())?;
+    let mirror = cli::mirror(&cli.nautobot, &cli.plan, cli.event.dry_run)?;
+    let report = mirror.apply(notification, plan);
+    report.print_errors("");
+    let lines = match report.plan {
+        Some(_) => report.plan_lines(),
+        None => vec![report.summary()],
+    };
+    for line in lines {
+        println!("{line}");
     }
     Ok(report.code())
-}
-
-/// Reads the one input document, refusing more than the size limit.
-fn read_input(cli: &Cli) -> anyhow::Result<Vec<u8>> {
-    if let Some(text) = &cli.event {
-        return Ok(text.clone().into_bytes());
-    }
-    let limit = MAX_INPUT_BYTES as u64 + 1;
-    let mut bytes = Vec::new();
-    match cli.file.as_deref() {
-        Some(path) if path.as_os_str() != "-" => {
-            let file = std::fs::File::open(path)
-                .map_err(|e| InputError::new(format!("cannot read {}: {e}", path.display())))?;
-            file.take(limit).read_to_end(&mut bytes)
-        }
-        _ => {
-            let stdin = std::io::stdin();
-            if stdin.is_terminal() {
-                return Err(InputError::new(
-                    "no event: give --file PATH, the JSON as an argument, or pipe it on stdin",
-                )
-                .into());
-            }
-            stdin.lock().take(limit).read_to_end(&mut bytes)
-        }
-    }
-    .map_err(|e| InputError::new(format!("cannot read the input: {e}")))?;
-    Ok(bytes)
 }

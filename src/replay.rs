@@ -3,15 +3,13 @@
 //! as the one-shot command.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::cli::{Cli, ReplayArgs};
-use crate::error::{self, exit_code, severity};
-use crate::event::InputError;
-use crate::{Mirror, decode_and_plan};
+use crate::error::{self, Error};
+use crate::mirror::{Mirror, Report};
 
 /// One event read from a source, with where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,33 +20,27 @@ pub struct Item {
 }
 
 /// Reads every file (stdin for "-" or when none is given) and applies each
-/// event in order. Returns the most urgent exit code seen.
-pub fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<u8> {
-    let sources: Vec<&Path> = if args.files.is_empty() {
+/// event in order (a dry-run mirror only plans them). Returns the most
+/// urgent exit code seen.
+pub fn run(mirror: &Mirror, files: &[PathBuf]) -> anyhow::Result<u8> {
+    let sources: Vec<&Path> = if files.is_empty() {
         vec![Path::new("-")]
     } else {
-        args.files.iter().map(|p| p.as_path()).collect()
-    };
-    let mirror = if cli.dry_run {
-        None
-    } else {
-        Some(cli.mirror()?)
+        files.iter().map(PathBuf::as_path).collect()
     };
     let started = Instant::now();
-    let (mut events, mut requests, mut worst) = (0u32, 0u32, error::OK);
+    let (mut events, mut requests) = (0u32, 0u32);
     let mut codes = std::collections::BTreeMap::<u8, u32>::new();
     for source in sources {
         for item in read_source(source)? {
             events += 1;
-            let (line, code, used) = handle(mirror.as_ref(), cli, item);
+            let (line, code, used) = handle(mirror, item);
             println!("{line}");
             requests += used;
             *codes.entry(code).or_default() += 1;
-            if severity(code) > severity(worst) {
-                worst = code;
-            }
         }
     }
+    let worst = error::worst(codes.keys().copied());
     let summary = json!({
         "summary": true,
         "events": events,
@@ -61,45 +53,26 @@ pub fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<u8> {
     Ok(worst)
 }
 
-/// Applies (or, with --dry-run, plans) one item; returns its result line,
-/// exit code and the requests it made.
-fn handle(mirror: Option<&Mirror>, cli: &Cli, item: Item) -> (Value, u8, u32) {
-    let input = match item.input {
-        Ok(input) => input,
-        Err(problem) => {
-            let err = anyhow::Error::from(InputError::new(problem));
-            return (failed(&item.source, &err), exit_code(&err), 0);
-        }
-    };
-    let Some(mirror) = mirror else {
-        return match decode_and_plan(&input, &cli.settings()) {
-            Ok((n, changes)) => {
-                let line = json!({"source": item.source, "event_type": n.event_type, "exit": 0, "plan": changes});
-                (line, error::OK, 0)
-            }
-            Err(err) => (failed(&item.source, &err), exit_code(&err), 0),
-        };
-    };
+/// Applies (or plans) one item; returns its result line (the event's
+/// summary with its source), exit code and the requests it made.
+fn handle(mirror: &Mirror, item: Item) -> (Value, u8, u32) {
     let started = Instant::now();
-    let report = mirror.handle(&input);
+    let report = match item.input {
+        Ok(input) => mirror.handle(&input),
+        Err(problem) => Report {
+            errors: vec![Error::input(problem).into()],
+            ..Report::default()
+        },
+    };
+    report.print_errors(&item.source);
     let code = report.code();
     let mut line = report.summary();
     line["source"] = json!(item.source);
     line["exit"] = json!(code);
-    line["ms"] = json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0);
-    if !report.errors.is_empty() {
-        let messages: Vec<String> = report.errors.iter().map(|e| format!("{e:#}")).collect();
-        for message in &messages {
-            eprintln!("oslo-nautobot: {}: {message}", item.source);
-        }
-        line["error"] = json!(messages.join("; "));
+    if report.plan.is_none() {
+        line["ms"] = json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0);
     }
     (line, code, report.requests)
-}
-
-fn failed(source: &str, err: &anyhow::Error) -> Value {
-    eprintln!("oslo-nautobot: {source}: {err:#}");
-    json!({"source": source, "exit": exit_code(err), "error": format!("{err:#}")})
 }
 
 fn read_source(path: &Path) -> anyhow::Result<Vec<Item>> {
@@ -110,7 +83,7 @@ fn read_source(path: &Path) -> anyhow::Result<Vec<Item>> {
     } else {
         std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
     };
-    read.map_err(|e| InputError::new(format!("cannot read {name}: {e}")))?;
+    read.map_err(|e| Error::input(format!("cannot read {name}: {e}")))?;
     Ok(split(&name, &bytes))
 }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::nautobot::{Api, token, url, uuid};
 use common::proxy::{Fault, Proxy};
-use common::{Done, Run, Stub, decoded, json};
+use common::{Done, Run, Stub, decoded};
 use serde_json::{Value, json};
 
 /// Writes one test's figures where the README's table is made from.
@@ -140,7 +140,7 @@ fn every_bad_input_exits_5_with_one_line_and_no_request() {
         "the corpus has {} inputs; at least 60 are promised",
         cases.len()
     );
-    let stub = Stub::start(vec![json(500, json!({"detail": "no request expected"}))]);
+    let stub = Stub::untouched();
     let dir = tempfile::tempdir().unwrap();
     let runs = AtomicUsize::new(0);
     // Four lanes: the corpus is a few hundred runs of a small binary.
@@ -162,15 +162,15 @@ fn every_bad_input_exits_5_with_one_line_and_no_request() {
             });
         }
     });
-    assert!(stub.seen().is_empty(), "requests made: {:?}", stub.lines());
+    let requests = stub.seen().len();
+    assert_eq!(requests, 0, "requests made: {:?}", stub.lines());
+    let runs = runs.load(Ordering::Relaxed);
     record(
         "bad_inputs",
         &format!(
             "| checked-in bad inputs | runs (file, stdin, argument) | exit 5, one line | requests |\n\
-             |---|---|---|---|\n| {} | {} | {} | 0 |\n",
+             |---|---|---|---|\n| {} | {runs} | {runs} | {requests} |\n",
             cases.len(),
-            runs.load(Ordering::Relaxed),
-            runs.load(Ordering::Relaxed)
         ),
     );
 }
@@ -185,7 +185,7 @@ fn subnet_event_with(field: &str, value: Value) -> Value {
 #[test]
 fn inputs_too_big_or_too_deep_to_check_in_exit_5() {
     const LIMIT: usize = 4 << 20;
-    let stub = Stub::start(vec![json(500, json!({"detail": "no request expected"}))]);
+    let stub = Stub::untouched();
     let dir = tempfile::tempdir().unwrap();
     let pad = |mut text: String, size: usize| {
         assert!(text.len() <= size);
@@ -276,12 +276,13 @@ fn inputs_too_big_or_too_deep_to_check_in_exit_5() {
             runs += 1;
         }
     }
-    assert!(stub.seen().is_empty(), "requests made: {:?}", stub.lines());
+    let requests = stub.seen().len();
+    assert_eq!(requests, 0, "requests made: {:?}", stub.lines());
     record(
         "generated_inputs",
         &format!(
             "| generated inputs (over 4 MiB, 100 000 deep, MiB-long strings) | runs | exit 5, one line | requests |\n\
-             |---|---|---|---|\n| {} | {runs} | {runs} | 0 |\n",
+             |---|---|---|---|\n| {} | {runs} | {runs} | {requests} |\n",
             cases.len()
         ),
     );
@@ -316,17 +317,46 @@ fn at_level(run: Run, level: (&str, Option<&str>)) -> Run {
 /// it appears in the sample events.
 const SECRET: &str = "5e3f9a1c7b2d4e6f8a0b1c2d3e4f5a6b7c8d9e0f";
 
-/// Asserts that no 12 characters in a row of the token show: a log that
-/// prints the token split over lines (a hex dump) counts as showing it.
-fn assert_no_token(out: &Done, token: &str, what: &str) {
+/// The first 12 characters in a row of the token that show in a run's
+/// output, if any: a log that prints the token split over lines (a hex dump)
+/// counts as showing it.
+fn token_shown(out: &Done, token: &str) -> Option<String> {
     let (stdout, stderr) = (out.stdout(), out.stderr());
     let chars: Vec<char> = token.chars().collect();
-    for window in chars.windows(12) {
-        let piece: String = window.iter().collect();
-        assert!(
-            !stdout.contains(&piece) && !stderr.contains(&piece),
-            "{what}: the token shows ({piece})\nstdout: {stdout}\nstderr: {stderr}"
+    chars
+        .windows(12)
+        .map(|window| window.iter().collect::<String>())
+        .find(|piece| stdout.contains(piece) || stderr.contains(piece))
+}
+
+fn assert_no_token(out: &Done, token: &str, what: &str) {
+    if let Some(piece) = token_shown(out, token) {
+        panic!(
+            "{what}: the token shows ({piece})\nstdout: {}\nstderr: {}",
+            out.stdout(),
+            out.stderr()
         );
+    }
+}
+
+/// Runs that showed the token, counted for a test's table before it fails.
+#[derive(Default)]
+struct Shown(std::sync::Mutex<Vec<String>>);
+
+impl Shown {
+    fn check(&self, out: &Done, token: &str, what: &str) {
+        if let Some(piece) = token_shown(out, token) {
+            self.0.lock().unwrap().push(format!("{what}: {piece}"));
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn assert_none(&self) {
+        let shown = self.0.lock().unwrap();
+        assert!(shown.is_empty(), "the token showed: {shown:#?}");
     }
 }
 
@@ -348,9 +378,10 @@ fn the_token_never_shows_at_any_log_level_even_when_echoed() {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{SECRET}\n")).unwrap();
     let runs = AtomicUsize::new(0);
+    let shown = Shown::default();
     thread::scope(|scope| {
         for (fault, shows) in &echoes {
-            let (runs, fixture, token_file) = (&runs, &fixture, &token_file);
+            let (runs, fixture, token_file, shown) = (&runs, &fixture, &token_file, &shown);
             scope.spawn(move || {
                 let proxy = Proxy::start(&common::closed_port_url());
                 proxy.set(fault.clone());
@@ -372,7 +403,7 @@ fn the_token_never_shows_at_any_log_level_even_when_echoed() {
                             };
                             let out = at_level(run, level).args(["--file", &fixture(event)]).run();
                             let what = format!("{fault:?} {level:?} {event} token from {source}");
-                            assert_no_token(&out, SECRET, &what);
+                            shown.check(&out, SECRET, &what);
                             assert!(!out.stderr().contains("panicked"), "{what}");
                             assert!(
                                 out.stderr().contains(shows),
@@ -389,75 +420,29 @@ fn the_token_never_shows_at_any_log_level_even_when_echoed() {
                 );
             });
         }
-        // Dry runs and bad input, with the token given every way.
-        let runs = &runs;
-        let token_file = &token_file;
+        // Bad input that carries the token itself: refusals do not echo it.
+        let (runs, shown) = (&runs, &shown);
         scope.spawn(move || {
             for level in LEVELS {
-                for input in ["network.create.end", "bad"] {
-                    let run = Run::against("http://127.0.0.1:9")
-                        .args(["--nautobot-token", SECRET])
-                        .env("NAUTOBOT_TOKEN_FILE", token_file.to_str().unwrap());
-                    let run = at_level(run, level);
-                    let out = if input == "bad" {
-                        let text =
-                            format!("{{\"event_type\": \"{SECRET}\", \"payload\": {SECRET}}}");
-                        run.stdin(text).run()
-                    } else {
-                        run.args(["--dry-run", "--file", &fixture(input)]).run()
-                    };
-                    assert_no_token(&out, SECRET, &format!("{input} {level:?}"));
-                    runs.fetch_add(1, Ordering::Relaxed);
-                }
+                let run = Run::against("http://127.0.0.1:9").args(["--nautobot-token", SECRET]);
+                let text = format!("{{\"event_type\": \"{SECRET}\", \"payload\": {SECRET}}}");
+                let out = at_level(run, level).stdin(text).run();
+                assert_eq!(out.code(), 5, "{}", out.stderr());
+                shown.check(&out, SECRET, &format!("bad input {level:?}"));
+                runs.fetch_add(1, Ordering::Relaxed);
             }
         });
     });
     let runs = runs.load(Ordering::Relaxed);
+    let shown_count = shown.count();
     record(
         "token",
         &format!(
             "| token checks | runs | log levels | runs that printed it |\n|---|---|---|---|\n\
-             | echoed in 400/403/404/500/503/201 bodies, in a redirect's Location, as raw bytes; dry run; bad input | {runs} | 5 (none, -v, -vv, -vvv, RUST_LOG=trace) | 0 |\n"
+             | echoed in 400/403/404/500/503/201 bodies, in a redirect's Location, as raw bytes; bad input carrying it | {runs} | 5 (none, -v, -vv, -vvv, RUST_LOG=trace) | {shown_count} |\n"
         ),
     );
-}
-
-// ---------------------------------------------------------------------------
-// Twin deliveries, scripted
-// ---------------------------------------------------------------------------
-
-#[test]
-fn a_network_delete_whose_namespace_a_twin_removes_midway_succeeds() {
-    // Found by the concurrent deletes below: the twin deletes the namespace
-    // between this run's lookup and its listing of the namespace's prefixes,
-    // and Nautobot refuses to filter by a namespace that no longer exists.
-    let ns = "0e0e0e0e-1111-4222-8333-444444444444";
-    let stub = Stub::start(vec![
-        json(
-            200,
-            json!({"count": 1, "next": null, "results": [{"id": ns}]}),
-        ),
-        json(
-            400,
-            json!({"namespace": [format!("Select a valid choice. {ns} is not one of the available choices.")]}),
-        ),
-        json(204, json!({})),
-        json(404, json!({"detail": "Not found."})),
-        json(404, json!({"detail": "Not found."})),
-    ]);
-    let out = Run::against(&stub.url)
-        .args([
-            "--file",
-            &common::fixture("network.delete.end").display().to_string(),
-        ])
-        .run()
-        .expect(0);
-    let lines = stub.lines();
-    assert_eq!(lines.len(), 5, "{lines:?}");
-    assert_eq!(lines[2], "DELETE /api/ipam/prefixes/");
-    let results = &out.summary()["results"];
-    assert_eq!(results[1]["result"], "absent", "{results}");
-    assert_eq!(results[2]["result"], "absent", "{results}");
+    shown.assert_none();
 }
 
 // ---------------------------------------------------------------------------
@@ -580,8 +565,15 @@ impl World {
         ]
     }
 
-    /// One run of the binary on `event`, through `via` (Nautobot or a proxy).
+    /// One run of the binary on `event`, through `via` (Nautobot or a proxy),
+    /// checked for the token.
     fn run_via(&self, via: &str, knobs: &[(&str, &str)], extra: &[&str], event: &Value) -> Done {
+        let out = self.run_raw(via, knobs, extra, event);
+        assert_no_token(&out, &token(), &event["event_type"].to_string());
+        out
+    }
+
+    fn run_raw(&self, via: &str, knobs: &[(&str, &str)], extra: &[&str], event: &Value) -> Done {
         let mut run = Run::against(via)
             .env("NAUTOBOT_TOKEN", &token())
             .env("UCVNI_GROUP_NAME", &self.group)
@@ -591,7 +583,6 @@ impl World {
             run = run.env(k, v);
         }
         let out = run.args(extra).stdin(event.to_string()).run();
-        assert_no_token(&out, &token(), &event["event_type"].to_string());
         assert!(!out.stderr().contains("panicked"), "{}", out.stderr());
         out
     }
@@ -822,10 +813,6 @@ fn survive(fault: Fault) -> FaultFigures {
             .any(|l| l.starts_with("oslo-nautobot: ")),
         "{what}: no error line: {}",
         out.stderr()
-    );
-    assert!(
-        elapsed <= BUDGET + Duration::from_secs(1),
-        "{what}: {elapsed:?} is over the {BUDGET:?} budget"
     );
     match (&fault, reported_attempts) {
         (Fault::Refuse, _) => assert_eq!(proxy_attempts, 0),
@@ -1145,11 +1132,14 @@ fn a_rename_overtaken_by_its_create_is_measured() {
     );
     late.apply(&rename);
     late.apply(&create);
-    let name = late.state()["ucvni"]["name"].clone();
-    let shown = name.as_str().unwrap_or_default().to_owned();
-    // Only the name can differ: everything else is what the events agree on.
+    let shown = late.state()["ucvni"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // Trusting the events, the create processed last writes its own, older
+    // name; everything else is what the events agree on.
     let mut expected = w.state();
-    expected["ucvni"]["name"] = name.clone();
+    expected["ucvni"]["name"] = json!(NAME);
     assert_eq!(late.state(), expected);
     assert!(built["ucvni"].is_object());
     record(
@@ -1198,27 +1188,38 @@ fn a_create_after_its_delete_leaves_an_orphan_that_replaying_the_delete_removes(
 #[ignore = "needs a live Nautobot: run tests/run.sh"]
 fn live_runs_at_every_log_level_never_print_the_token() {
     // Every live run in this file is checked as it runs (`World::run_via`);
-    // here a network's whole life at each log level, and a refused write.
+    // here a network's whole life at each log level, and a write Nautobot
+    // refuses (a CIDR another subnet of the network holds), echoing what it
+    // was sent.
     let mut runs = 0;
+    let shown = Shown::default();
     for level in LEVELS {
         let w = World::new();
         let args: Vec<&str> = [level.0].into_iter().filter(|a| !a.is_empty()).collect();
         let knobs: Vec<(&str, &str)> = level.1.map(|f| ("RUST_LOG", f)).into_iter().collect();
-        for e in w.upserts().iter().chain(w.deletes().iter()) {
-            w.run_via(&url(), &knobs, &args, e).expect(0);
+        let upserts = w.upserts();
+        for e in &upserts {
+            let out = w.run_raw(&url(), &knobs, &args, e).expect(0);
+            shown.check(&out, &token(), &format!("{level:?}"));
             runs += 1;
         }
-        // Nautobot's own refusal, echoing what it was sent.
-        let mut bad = w.upserts()[1].clone();
-        bad["payload"]["subnet"]["cidr"] = json!("10.77.0.0/8");
-        let out = w.run_via(&url(), &knobs, &args, &bad);
-        assert!([0, 8].contains(&out.code()), "{}", out.stderr());
+        let mut clash = upserts[1].clone();
+        clash["payload"]["subnet"]["id"] = json!(uuid());
+        let out = w.run_raw(&url(), &knobs, &args, &clash).expect(8);
+        shown.check(&out, &token(), &format!("{level:?} refused"));
         runs += 1;
+        for e in &w.deletes() {
+            let out = w.run_raw(&url(), &knobs, &args, e).expect(0);
+            shown.check(&out, &token(), &format!("{level:?}"));
+            runs += 1;
+        }
     }
     record(
         "live_token",
         &format!(
-            "| live runs at the 5 log levels | runs that printed the token |\n|---|---|\n| {runs} | 0 |\n"
+            "| live runs at the 5 log levels | runs that printed the token |\n|---|---|\n| {runs} | {} |\n",
+            shown.count()
         ),
     );
+    shown.assert_none();
 }

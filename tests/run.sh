@@ -33,10 +33,13 @@ done
 
 step "format and lint"
 cargo fmt --check
+# Both builds: the one-shot binary, and the consume-enabled one the image ships.
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --all-features -- -D warnings
 
 step "unit tests and the binary against a scripted stand-in server"
 cargo_test --lib --bins --test cli
+cargo_test --lib --bins --all-features
 
 step "a real Nautobot"
 eval "$(tests/nautobot/up.sh)"

@@ -169,50 +169,100 @@ pub fn json(status: u16, body: Value) -> Answer {
     Answer::Json(status, body)
 }
 
-/// A scripted HTTP/1.1 server: answers requests in order from its script
-/// (the last answer repeats), keeps connections alive like uWSGI with
-/// keep-alive does, and records what it was sent.
+/// One step of a stand-in's script: the request it expects (`METHOD path`,
+/// the path with its query) and the answer it gives.
+pub type Call = (String, Answer);
+
+pub fn call(line: impl Into<String>, answer: Answer) -> Call {
+    (line.into(), answer)
+}
+
+/// The same request and answer, `n` times (retries, say).
+pub fn times(n: usize, line: &str, answer: Answer) -> Vec<Call> {
+    (0..n).map(|_| call(line, answer.clone())).collect()
+}
+
+/// A scripted HTTP/1.1 server standing in for Nautobot: every request must
+/// be the next one of its script and gets that step's answer. It keeps
+/// connections alive like uWSGI with keep-alive does, and records what it
+/// was sent. A request off the script is answered 599 and noted; when the
+/// stub is dropped, the test fails if any request was off the script or the
+/// script was not used up.
 pub struct Stub {
     pub url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    script: std::collections::VecDeque<Call>,
+    seen: Vec<Seen>,
+    off_script: Vec<String>,
 }
 
 impl Stub {
-    pub fn start(script: Vec<Answer>) -> Self {
+    pub fn start(script: Vec<Call>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(
-            script
-                .into_iter()
-                .collect::<std::collections::VecDeque<_>>(),
-        ));
-        let (seen2, script2) = (seen.clone(), script.clone());
+        let state = Arc::new(Mutex::new(State {
+            script: script.into_iter().collect(),
+            seen: Vec::new(),
+            off_script: Vec::new(),
+        }));
+        let shared = state.clone();
         thread::spawn(move || {
             for (connection, stream) in listener.incoming().flatten().enumerate() {
-                let (seen, script) = (seen2.clone(), script2.clone());
-                thread::spawn(move || serve(stream, connection, seen, script));
+                let state = shared.clone();
+                thread::spawn(move || serve(stream, connection, state));
             }
         });
-        Self { url, seen }
+        Self { url, state }
+    }
+
+    /// A stub that expects no request at all.
+    pub fn untouched() -> Self {
+        Self::start(Vec::new())
     }
 
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.state.lock().unwrap().seen.clone()
     }
 
     /// `METHOD path` of every request, in order.
     pub fn lines(&self) -> Vec<String> {
         self.seen().iter().map(Seen::line).collect()
     }
+
+    /// The body of the n-th request.
+    pub fn body(&self, n: usize) -> Value {
+        self.seen()[n].body.clone().unwrap_or(Value::Null)
+    }
+
+    /// Fails unless every request was the script's and the script is used up.
+    pub fn finish(&self) {
+        let state = self.state.lock().unwrap();
+        let sent: Vec<String> = state.seen.iter().map(Seen::line).collect();
+        assert!(
+            state.off_script.is_empty(),
+            "requests off the script: {:#?}\nall requests: {sent:#?}",
+            state.off_script
+        );
+        let left: Vec<&String> = state.script.iter().map(|(line, _)| line).collect();
+        assert!(
+            left.is_empty(),
+            "expected requests never came: {left:#?}\nrequests: {sent:#?}"
+        );
+    }
 }
 
-fn serve(
-    stream: TcpStream,
-    connection: usize,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    script: Arc<Mutex<std::collections::VecDeque<Answer>>>,
-) {
+impl Drop for Stub {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            self.finish();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, connection: usize, state: Arc<Mutex<State>>) {
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
@@ -248,19 +298,28 @@ fn serve(
             return;
         }
         let body = (!body.is_empty()).then(|| serde_json::from_slice(&body).unwrap_or(Value::Null));
-        seen.lock().unwrap().push(Seen {
+        let seen = Seen {
             method,
             path,
             headers,
             body,
             connection,
-        });
+        };
         let answer = {
-            let mut script = script.lock().unwrap();
-            if script.len() > 1 {
-                script.pop_front()
-            } else {
-                script.front().cloned()
+            let mut state = state.lock().unwrap();
+            let line = seen.line();
+            state.seen.push(seen);
+            match state.script.front() {
+                Some((expected, _)) if *expected == line => {
+                    state.script.pop_front().map(|(_, a)| a)
+                }
+                next => {
+                    let expected = next.map_or("nothing", |(e, _)| e.as_str()).to_owned();
+                    state
+                        .off_script
+                        .push(format!("{line} (the script expected {expected})"));
+                    None
+                }
             }
         };
         let (status, extra, text) = match answer {
@@ -268,7 +327,12 @@ fn serve(
             Some(Answer::Json(204, _)) => (204, vec![], String::new()),
             Some(Answer::Json(status, body)) => (status, vec![], body.to_string()),
             Some(Answer::Raw(status, extra, text)) => (status, extra, text),
-            Some(Answer::Hangup) | None => return,
+            Some(Answer::Hangup) => return,
+            None => (
+                599,
+                vec![],
+                r#"{"detail": "off the stand-in's script"}"#.to_owned(),
+            ),
         };
         let mut head = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",

@@ -9,10 +9,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oslo_nautobot::decode_and_plan;
 use oslo_nautobot::error::{INPUT, NO_HANDLER, exit_code};
 use oslo_nautobot::event::canonical_uuid;
-use oslo_nautobot::handlers::{Change, Settings};
+use oslo_nautobot::mirror::decode_and_plan;
+use oslo_nautobot::model::{Object, Step};
+use oslo_nautobot::plan::Settings;
 
 const GLOBAL: &str = "Global";
 
@@ -20,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let settings = Settings {
         ucvni_group: Some("fuzz-group".to_owned()),
         global_namespace: GLOBAL.to_owned(),
+        tag: Some("fuzz-tag".to_owned()),
     };
     match decode_and_plan(data, &settings) {
         Err(err) => {
@@ -38,10 +40,10 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
-        Ok((_notification, changes)) => {
-            for change in &changes {
-                check(change);
-                serde_json::to_string(change).expect("a change serialises");
+        Ok((_notification, plan)) => {
+            for step in &plan.steps {
+                check(step);
+                serde_json::to_string(&step.to_json()).expect("a step serialises");
             }
         }
     }
@@ -51,27 +53,24 @@ fn is_canonical(id: &str) -> bool {
     canonical_uuid(id).as_deref() == Some(id)
 }
 
-fn check(change: &Change) {
-    match change {
-        Change::EnsureNamespace { name, .. } => assert!(is_canonical(name), "namespace {name:?}"),
-        Change::Write {
-            id,
-            body,
-            namespace,
-            tenant,
-            ..
-        } => {
+fn check(step: &Step) {
+    match step {
+        Step::Put(Object::Namespace(n)) => assert!(is_canonical(&n.name), "namespace {:?}", n.name),
+        Step::Put(object) => {
+            let id = object.id().unwrap_or_default();
             assert!(is_canonical(id), "write of {id:?}");
-            assert!(is_canonical(&tenant.id), "tenant {:?}", tenant.id);
-            assert_eq!(body["id"].as_str(), Some(id.as_str()));
-            if let Some(ns) = namespace {
+            if let Some(tenant) = object.tenant() {
+                assert!(is_canonical(tenant), "tenant {tenant:?}");
+            }
+            if let Object::Prefix(p) = object {
+                let ns = p.namespace.label();
                 assert!(ns == GLOBAL || is_canonical(ns), "prefix namespace {ns:?}");
             }
         }
-        Change::Skip { id, .. } | Change::Delete { id, .. } => {
+        Step::Skip { id, .. } | Step::Remove { id, .. } => {
             assert!(is_canonical(id), "id {id:?}")
         }
-        Change::DeleteNamespace { name, prefixes, .. } => {
+        Step::RemoveNamespace { name, prefixes } => {
             assert!(is_canonical(name), "namespace {name:?}");
             for p in prefixes {
                 assert!(is_canonical(p), "listed prefix {p:?}");

@@ -1,9 +1,11 @@
 //! Network events: a namespace per network, and a UCVNI for overlay networks.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Change, FirstTry, Kind, Settings, active, elements, require_group};
-use crate::event::{Fields, InputError};
+use super::{Settings, active, elements};
+use crate::error::Error;
+use crate::event::Fields;
+use crate::model::{Kind, Namespace, Object, Step, Ucvni};
 
 /// Network types whose segmentation id is not a VXLAN/Geneve VNI: a VLAN id
 /// or nothing at all. They get a namespace but no UCVNI.
@@ -12,61 +14,66 @@ const NOT_OVERLAY: [&str; 3] = ["vlan", "flat", "local"];
 pub fn upsert(
     payload: &Value,
     settings: &Settings,
-    first: FirstTry,
-) -> anyhow::Result<Vec<Change>> {
-    let mut changes = Vec::new();
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Step>, Error> {
+    let mut steps = Vec::new();
     for (path, value) in elements(payload, "network", "networks")? {
-        let fields = Fields::new(&path, value)?;
-        let id = fields.uuid("id")?;
-        let name = fields.name("name")?;
-        let tenant = fields.project()?;
-        let segmentation_id = fields.positive("provider:segmentation_id")?;
-        let network_type = match fields.get("provider:network_type") {
-            None => None,
-            Some(_) => Some(fields.string("provider:network_type")?),
-        };
-        changes.push(Change::EnsureNamespace {
-            kind: Kind::Namespace,
-            name: id.clone(),
-        });
-        let ucvni = match (segmentation_id, network_type) {
-            (None, _) => Err(
-                "no provider:segmentation_id in the event (non-admin request or no segment)"
-                    .to_owned(),
-            ),
-            (Some(_), Some(t)) if NOT_OVERLAY.contains(&t) => {
-                Err(format!("{t} network: its segmentation id is not a VNI"))
-            }
-            (Some(vni), _) => Ok(vni),
-        };
-        changes.push(match ucvni {
-            Ok(vni) => Change::Write {
-                kind: Kind::Ucvni,
-                id: id.clone(),
-                first,
-                body: json!({
-                    "id": id,
-                    // Neutron allows unnamed networks; Nautobot needs a name.
-                    "name": if name.is_empty() { id.as_str() } else { name },
-                    "status": active(),
-                    "tenant": {"id": tenant.id},
-                    "ucvni_group": {"name": require_group(settings)?},
-                    "ucvni_id": vni,
-                }),
-                namespace: None,
-                tenant,
-            },
-            Err(reason) => Change::Skip {
-                kind: Kind::Ucvni,
-                id,
-                reason,
-            },
-        });
+        steps.extend(network_steps(&path, value, settings, warnings)?);
     }
-    Ok(changes)
+    Ok(steps)
 }
 
-pub fn delete(payload: &Value) -> anyhow::Result<Vec<Change>> {
+/// What Nautobot holds for one Neutron network (an event's, or one Neutron
+/// lists): its namespace, then its UCVNI or why it has none.
+pub fn network_steps(
+    path: &str,
+    value: &Value,
+    settings: &Settings,
+    warnings: &mut Vec<String>,
+) -> Result<[Step; 2], Error> {
+    let fields = Fields::new(path, value)?;
+    let id = fields.uuid("id")?;
+    let name = fields.name("name")?;
+    let tenant = fields.project()?;
+    let segmentation_id = fields.positive("provider:segmentation_id")?;
+    let network_type = match fields.get("provider:network_type") {
+        None => None,
+        Some(_) => Some(fields.string("provider:network_type")?),
+    };
+    let namespace = Step::Put(Object::Namespace(Namespace {
+        name: id.clone(),
+        tags: settings.tags(),
+    }));
+    let ucvni = match (segmentation_id, network_type) {
+        (None, _) => Step::Skip {
+            kind: Kind::Ucvni,
+            id,
+            reason: "no provider:segmentation_id (non-admin request or no segment)".into(),
+        },
+        (Some(_), Some(t)) if NOT_OVERLAY.contains(&t) => Step::Skip {
+            kind: Kind::Ucvni,
+            id,
+            reason: format!("{t} network: its segmentation id is not a VNI"),
+        },
+        (Some(vni), _) => Step::Put(Object::Ucvni(Ucvni {
+            // Neutron allows unnamed networks; Nautobot needs a name.
+            name: if name.is_empty() {
+                id.clone()
+            } else {
+                name.to_owned()
+            },
+            id,
+            vni,
+            group: settings.group(warnings),
+            tenant: Some(tenant),
+            status: active(),
+            tags: settings.tags(),
+        })),
+    };
+    Ok([namespace, ucvni])
+}
+
+pub fn delete(payload: &Value) -> Result<Vec<Step>, Error> {
     let fields = Fields::new("payload", payload)?;
     let (id, subnets) = match fields.get("network") {
         Some(network) => {
@@ -77,19 +84,17 @@ pub fn delete(payload: &Value) -> anyhow::Result<Vec<Change>> {
         }
         None if fields.get("network_id").is_some() => (fields.uuid("network_id")?, Vec::new()),
         None => {
-            return Err(InputError::new(
+            return Err(Error::input(
                 "payload: neither \"network\" nor \"network_id\" is present",
-            )
-            .into());
+            ));
         }
     };
     Ok(vec![
-        Change::DeleteNamespace {
-            kind: Kind::Namespace,
+        Step::RemoveNamespace {
             name: id.clone(),
             prefixes: subnets,
         },
-        Change::Delete {
+        Step::Remove {
             kind: Kind::Ucvni,
             id,
         },
@@ -99,7 +104,8 @@ pub fn delete(payload: &Value) -> anyhow::Result<Vec<Change>> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{event, merged, plan_err, settings};
-    use super::super::{Change, FirstTry, Kind, plan};
+    use super::super::{NO_GROUP, plan};
+    use crate::model::{FirstTry, Kind, Namespace, Object, Ref, Step, Ucvni};
     use serde_json::{Value, json};
 
     const NET: &str = "5b0e4c3e-7f36-4a0c-8a51-0c8f2b7d9a11";
@@ -112,61 +118,59 @@ mod tests {
         merged(base, extra)
     }
 
+    fn steps(event_type: &str, network: Value) -> Vec<Step> {
+        plan(
+            &event(event_type, json!({ "network": network })),
+            &settings(),
+        )
+        .unwrap()
+        .steps
+    }
+
+    fn ucvni_of(step: &Step) -> &Ucvni {
+        match step {
+            Step::Put(Object::Ucvni(u)) => u,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn create_writes_namespace_then_ucvni() {
-        let changes = plan(
+        let plan = plan(
             &event("network.create.end", json!({"network": network(json!({}))})),
             &settings(),
         )
         .unwrap();
-        assert_eq!(changes.len(), 2);
+        assert_eq!(plan.first, FirstTry::Create);
         assert_eq!(
-            changes[0],
-            Change::EnsureNamespace {
-                kind: Kind::Namespace,
-                name: NET.into()
-            }
+            plan.steps,
+            vec![
+                Step::Put(Object::Namespace(Namespace {
+                    name: NET.into(),
+                    tags: vec![]
+                })),
+                Step::Put(Object::Ucvni(Ucvni {
+                    id: NET.into(),
+                    name: "blue".into(),
+                    vni: 4242,
+                    group: Some(Ref::named("undercloud")),
+                    tenant: Some("0f3a9d2c-1b7e-4e56-a8d9-c0b1a2e3f405".into()),
+                    status: Ref::named("Active"),
+                    tags: vec![],
+                })),
+            ]
         );
-        let Change::Write {
-            kind,
-            id,
-            first,
-            body,
-            tenant,
-            namespace,
-        } = &changes[1]
-        else {
-            panic!("{changes:?}")
-        };
-        assert_eq!(
-            (*kind, id.as_str(), *first),
-            (Kind::Ucvni, NET, FirstTry::Create)
-        );
-        assert_eq!(namespace, &None);
-        assert_eq!(tenant.id, "0f3a9d2c-1b7e-4e56-a8d9-c0b1a2e3f405");
-        assert_eq!(tenant.name, PROJECT);
-        assert_eq!(
-            body,
-            &json!({"id": NET, "name": "blue", "status": {"name": "Active"},
-            "tenant": {"id": "0f3a9d2c-1b7e-4e56-a8d9-c0b1a2e3f405"},
-            "ucvni_group": {"name": "undercloud"}, "ucvni_id": 4242})
-        );
+        assert!(plan.warnings.is_empty());
     }
 
     #[test]
     fn update_tries_patch_first() {
-        let changes = plan(
+        let plan = plan(
             &event("network.update.end", json!({"network": network(json!({}))})),
             &settings(),
         )
         .unwrap();
-        assert!(matches!(
-            changes[1],
-            Change::Write {
-                first: FirstTry::Update,
-                ..
-            }
-        ));
+        assert_eq!(plan.first, FirstTry::Update);
     }
 
     #[test]
@@ -180,69 +184,61 @@ mod tests {
             network(json!({"provider:network_type": "flat", "provider:segmentation_id": null})),
             network(json!({"provider:network_type": "vlan", "provider:segmentation_id": 101})),
         ] {
-            let changes = plan(
-                &event("network.create.end", json!({"network": n})),
-                &settings(),
-            )
-            .unwrap();
-            assert!(matches!(changes[0], Change::EnsureNamespace { .. }));
+            let steps = steps("network.create.end", n);
+            assert!(matches!(steps[0], Step::Put(Object::Namespace(_))));
             assert!(
                 matches!(
-                    &changes[1],
-                    Change::Skip {
+                    &steps[1],
+                    Step::Skip {
                         kind: Kind::Ucvni,
                         ..
                     }
                 ),
-                "{changes:?}"
+                "{steps:?}"
             );
         }
     }
 
     #[test]
-    fn skipping_needs_no_group() {
+    fn without_a_group_the_plan_shows_it_unset_and_warns() {
         let mut s = settings();
-        s.ucvni_group = None;
+        s.ucvni_group = Some("  ".into());
         let flat =
             network(json!({"provider:network_type": "flat", "provider:segmentation_id": null}));
-        assert!(plan(&event("network.create.end", json!({"network": flat})), &s).is_ok());
-        let err = plan(
-            &event("network.create.end", json!({"network": network(json!({}))})),
-            &s,
-        )
-        .unwrap_err();
-        assert_eq!(crate::error::exit_code(&err), crate::error::CONFIG);
+        let quiet = plan(&event("network.create.end", json!({"network": flat})), &s).unwrap();
+        assert!(quiet.warnings.is_empty(), "nothing needs the group");
+        let two = json!({"networks": [network(json!({})), network(json!({"id": "6c1f5d4f-8047-4b1d-9b62-1d903c8e0b22"}))]});
+        let plan = plan(&event("network.create.end", two), &s).unwrap();
+        assert_eq!(ucvni_of(&plan.steps[1]).group, None);
+        assert_eq!(
+            plan.warnings,
+            [NO_GROUP],
+            "one warning, not one per network"
+        );
     }
 
     #[test]
     fn unnamed_network_uses_its_id() {
-        let changes = plan(
-            &event(
-                "network.create.end",
-                json!({"network": network(json!({"name": ""}))}),
-            ),
-            &settings(),
-        )
-        .unwrap();
-        let Change::Write { body, .. } = &changes[1] else {
-            panic!()
-        };
-        assert_eq!(body["name"], NET);
+        let steps = steps("network.create.end", network(json!({"name": ""})));
+        assert_eq!(ucvni_of(&steps[1]).name, NET);
     }
 
     #[test]
     fn bulk_create_plans_every_network() {
         let other = "6c1f5d4f-8047-4b1d-9b62-1d903c8e0b22";
         let payload = json!({"networks": [network(json!({})), network(json!({"id": other, "provider:segmentation_id": 7}))]});
-        let changes = plan(&event("network.create.end", payload), &settings()).unwrap();
-        assert_eq!(changes.len(), 4);
+        let steps = plan(&event("network.create.end", payload), &settings())
+            .unwrap()
+            .steps;
+        assert_eq!(steps.len(), 4);
         assert_eq!(
-            changes[2],
-            Change::EnsureNamespace {
-                kind: Kind::Namespace,
-                name: other.into()
-            }
+            steps[2],
+            Step::Put(Object::Namespace(Namespace {
+                name: other.into(),
+                tags: vec![]
+            }))
         );
+        assert_eq!(ucvni_of(&steps[3]).vni, 7);
     }
 
     #[test]
@@ -276,16 +272,16 @@ mod tests {
     fn delete_removes_prefixes_namespace_then_ucvni() {
         let sub = "d2c4a6e8-0b1d-4f3a-9c5e-7a9b1c3d5e7f";
         let payload = json!({"network": network(json!({"subnets": [sub]})), "network_id": NET});
-        let changes = plan(&event("network.delete.end", payload), &settings()).unwrap();
         assert_eq!(
-            changes,
+            plan(&event("network.delete.end", payload), &settings())
+                .unwrap()
+                .steps,
             vec![
-                Change::DeleteNamespace {
-                    kind: Kind::Namespace,
+                Step::RemoveNamespace {
                     name: NET.into(),
                     prefixes: vec![sub.into()]
                 },
-                Change::Delete {
+                Step::Remove {
                     kind: Kind::Ucvni,
                     id: NET.into()
                 },
@@ -296,7 +292,7 @@ mod tests {
             &settings(),
         )
         .unwrap();
-        assert_eq!(by_id.len(), 2);
+        assert_eq!(by_id.steps.len(), 2);
         assert!(
             plan_err("network.delete.end", json!({}))
                 .contains("neither \"network\" nor \"network_id\"")

@@ -1,15 +1,20 @@
-//! Planning: a decoded notification becomes the list of Nautobot changes it
-//! calls for. Pure: no I/O, so `--dry-run` prints exactly what a real run
-//! would attempt, and every input problem surfaces before the first request.
+//! Planning: a decoded notification, or an object Neutron lists, becomes the
+//! Nautobot objects it calls for ([`crate::model`]). Pure: no I/O, so
+//! `--dry-run` prints exactly what a real run would attempt, and every input
+//! problem surfaces before the first request. Events and reconcile share the
+//! functions that turn one Neutron network or subnet into objects.
 
 mod network;
 mod subnet;
 
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::ConfigError;
-use crate::event::{Fields, InputError, Notification, Project, UnhandledEvent};
+use crate::error::{Error, Kind as ErrorKind, clip};
+use crate::event::{Fields, Notification, type_name};
+use crate::model::{FirstTry, Plan, Ref};
+
+pub use network::network_steps;
+pub use subnet::subnet_step;
 
 /// Settings that shape the plan.
 #[derive(Debug, Clone)]
@@ -18,89 +23,71 @@ pub struct Settings {
     pub ucvni_group: Option<String>,
     /// Namespace that holds the prefixes of `router:external` networks.
     pub global_namespace: String,
+    /// Tag marking the objects this tool owns, if any.
+    pub tag: Option<String>,
 }
 
-/// The Nautobot object types this tool writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Namespace,
-    Prefix,
-    Ucvni,
-    Tenant,
-}
+impl Settings {
+    /// The tags every namespace and prefix this tool writes carries.
+    pub fn tags(&self) -> Vec<Ref> {
+        self.tag.iter().map(Ref::named).collect()
+    }
 
-impl Kind {
-    /// The REST list endpoint; detail endpoints append `<id>/`.
-    pub fn endpoint(self) -> &'static str {
-        match self {
-            Kind::Namespace => "/api/ipam/namespaces/",
-            Kind::Prefix => "/api/ipam/prefixes/",
-            Kind::Ucvni => "/api/plugins/undercloud-vni/ucvnis/",
-            Kind::Tenant => "/api/tenancy/tenants/",
+    /// The configured UCVNI group, or a warning that there is none.
+    fn group(&self, warnings: &mut Vec<String>) -> Option<Ref> {
+        let group = self
+            .ucvni_group
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty());
+        if group.is_none() && !warnings.iter().any(|w| w == NO_GROUP) {
+            warnings.push(NO_GROUP.to_owned());
         }
+        group.map(Ref::named)
     }
 }
 
-/// Which request to try first when writing an object: the one that succeeds
-/// in the common case, so that one request per object is the norm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FirstTry {
-    /// A create event: POST, falling back to PATCH when the id exists.
-    Create,
-    /// An update event: PATCH, falling back to POST on 404.
-    Update,
-}
+/// Why a UCVNI cannot be written.
+pub const NO_GROUP: &str = "no UCVNI group: set --ucvni-group or UCVNI_GROUP_NAME";
 
-/// One intended change to Nautobot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "action", rename_all = "kebab-case")]
-pub enum Change {
-    /// A namespace with this name exists (created if missing).
-    EnsureNamespace { kind: Kind, name: String },
-    /// The object with this id exists with these fields. `namespace` and
-    /// `tenant` are the related objects it needs, created when missing.
-    Write {
-        kind: Kind,
-        id: String,
-        first: FirstTry,
-        body: Value,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        namespace: Option<String>,
-        tenant: Project,
-    },
-    /// Nothing to write for this object; `reason` says why.
-    Skip {
-        kind: Kind,
-        id: String,
-        reason: String,
-    },
-    /// The named namespace, every prefix in it and the prefixes with the
-    /// listed ids (wherever they live) are gone.
-    DeleteNamespace {
-        kind: Kind,
-        name: String,
-        prefixes: Vec<String>,
-    },
-    /// The object with this id is gone.
-    Delete { kind: Kind, id: String },
-}
+/// The event types this tool handles.
+pub const HANDLED: [&str; 6] = [
+    "network.create.end",
+    "network.update.end",
+    "network.delete.end",
+    "subnet.create.end",
+    "subnet.update.end",
+    "subnet.delete.end",
+];
 
 /// Plans the changes for one notification.
-pub fn plan(notification: &Notification, settings: &Settings) -> anyhow::Result<Vec<Change>> {
+pub fn plan(notification: &Notification, settings: &Settings) -> anyhow::Result<Plan> {
     let payload = &notification.payload;
-    let changes = match notification.event_type.as_str() {
-        "network.create.end" => network::upsert(payload, settings, FirstTry::Create)?,
-        "network.update.end" => network::upsert(payload, settings, FirstTry::Update)?,
-        "network.delete.end" => network::delete(payload)?,
-        "subnet.create.end" => subnet::upsert(payload, settings, FirstTry::Create)?,
-        "subnet.update.end" => subnet::upsert(payload, settings, FirstTry::Update)?,
-        "subnet.delete.end" => subnet::delete(payload)?,
+    let mut warnings = Vec::new();
+    let (steps, first) = match notification.event_type.as_str() {
+        "network.create.end" => (
+            network::upsert(payload, settings, &mut warnings)?,
+            FirstTry::Create,
+        ),
+        "network.update.end" => (
+            network::upsert(payload, settings, &mut warnings)?,
+            FirstTry::Update,
+        ),
+        "network.delete.end" => (network::delete(payload)?, FirstTry::Update),
+        "subnet.create.end" => (subnet::upsert(payload, settings)?, FirstTry::Create),
+        "subnet.update.end" => (subnet::upsert(payload, settings)?, FirstTry::Update),
+        "subnet.delete.end" => (subnet::delete(payload)?, FirstTry::Update),
         // Shortened: a hostile event type must not become a huge log line.
-        other => return Err(UnhandledEvent(other.chars().take(128).collect()).into()),
+        other => {
+            let message = format!("no handler for event type {:?}", clip(other, 128));
+            return Err(Error::new(ErrorKind::NoHandler, message).into());
+        }
     };
-    Ok(changes)
+    Ok(Plan {
+        steps,
+        first,
+        warnings,
+    })
 }
 
 /// The network an event belongs to: the key that keeps one network's events
@@ -126,7 +113,7 @@ fn elements<'a>(
     payload: &'a Value,
     one: &str,
     many: &str,
-) -> Result<Vec<(String, &'a Value)>, InputError> {
+) -> Result<Vec<(String, &'a Value)>, Error> {
     let fields = Fields::new("payload", payload)?;
     if let Some(object) = fields.get(one) {
         return Ok(vec![(format!("payload.{one}"), object)]);
@@ -137,26 +124,18 @@ fn elements<'a>(
             .enumerate()
             .map(|(i, item)| (format!("payload.{many}[{i}]"), item))
             .collect()),
-        Some(other) => Err(InputError::new(format!(
+        Some(other) => Err(Error::input(format!(
             "payload.{many}: expected an array, found {}",
-            crate::event::type_name(other)
+            type_name(other)
         ))),
-        None => Err(InputError::new(format!(
+        None => Err(Error::input(format!(
             "payload: neither \"{one}\" nor \"{many}\" is present"
         ))),
     }
 }
 
-fn active() -> Value {
-    serde_json::json!({"name": "Active"})
-}
-
-fn require_group(settings: &Settings) -> Result<&str, ConfigError> {
-    settings
-        .ucvni_group
-        .as_deref()
-        .filter(|g| !g.trim().is_empty())
-        .ok_or_else(|| ConfigError("no UCVNI group: set --ucvni-group or UCVNI_GROUP_NAME".into()))
+fn active() -> Ref {
+    Ref::named("Active")
 }
 
 #[cfg(test)]
@@ -168,6 +147,7 @@ pub(crate) mod tests {
         Settings {
             ucvni_group: Some("undercloud".into()),
             global_namespace: "Global".into(),
+            tag: None,
         }
     }
 
@@ -243,11 +223,11 @@ pub(crate) mod tests {
 
     #[test]
     fn an_empty_bulk_does_nothing() {
-        let changes = plan(
+        let plan = plan(
             &event("subnet.create.end", json!({"subnets": []})),
             &settings(),
         )
         .unwrap();
-        assert!(changes.is_empty());
+        assert!(plan.steps.is_empty());
     }
 }
