@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine as on a developer's:
-#   lint → unit and stand-in-server tests → a real Nautobot → the live suite
-#   → manifest validation → end to end through RabbitMQ.
+#   lint → unit and stand-in-server tests → a real Nautobot → a real Keystone
+#   and Neutron → the live suite → manifest validation → end to end through
+#   RabbitMQ → the real Neutron in the loop.
+# Nautobot, Keystone and Neutron are started once, and stopped when this
+# script exits; their exports (NAUTOBOT_*, KEYSTONE_*, OS_*, NEUTRON_*) are
+# in the environment of every suite after them.
 # Installs and starts what it needs; caches slow things outside the repo
 # (see tests/nautobot/README.md). Exits non-zero on the first failure.
 set -euo pipefail
@@ -45,6 +49,14 @@ step "a real Nautobot"
 eval "$(tests/nautobot/up.sh)"
 trap 'tests/nautobot/down.sh' EXIT
 export NAUTOBOT_URL NAUTOBOT_TOKEN
+
+step "a real Keystone, and a real Neutron that authenticates through it"
+# Stopped on exit, Neutron and Keystone before Nautobot; if the bring-up
+# fails, up.sh has already stopped whatever it started.
+trap 'tests/openstack/down.sh || true; tests/nautobot/down.sh' EXIT
+openstack_env=$(tests/openstack/up.sh)
+eval "$openstack_env"
+echo "Keystone at $KEYSTONE_URL, Neutron at $NEUTRON_URL (RabbitMQ vhost $NEUTRON_VHOST)"
 
 step "live suite against $NAUTOBOT_URL"
 cargo_test --test live -- --include-ignored --test-threads 4

@@ -94,3 +94,105 @@ fresh_vhost() {
     rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null ||
         "$fail" "rabbitmqctl set_permissions -p $vhost guest"
 }
+
+# --- pinned venvs whose freeze keys a cache --------------------------------------
+
+# frozen_venv VENV REQUIREMENT...: VENV made (again) unless it was made from
+# exactly these requirements. Its stamp, VENV/.complete, holds the list on
+# its first line and `pip freeze` after it, so `sha256sum <VENV/.complete`
+# can key what is cached from the venv (a migrated database dump, say).
+frozen_venv() {
+    local venv=$1
+    shift
+    local requirements="$*"
+    if [ ! -f "$venv/.complete" ] || [ "$(head -n 1 "$venv/.complete")" != "$requirements" ]; then
+        note "creating $venv ($requirements)"
+        rm -rf "$venv"
+        mkdir -p "$(dirname "$venv")"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "$@" >&2
+        { echo "$requirements"; "$venv/bin/pip" freeze --disable-pip-version-check; } >"$venv/.complete.tmp"
+        mv "$venv/.complete.tmp" "$venv/.complete"
+    fi
+}
+
+# ensure_build_tools: gcc and the Python headers, for what pip compiles
+# (uWSGI).
+ensure_build_tools() {
+    if ! command -v gcc >/dev/null || ! python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+        apt_install gcc python3-dev
+    fi
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- MariaDB on the local socket ----------------------------------------------------
+
+mariadb_up() { mariadb-admin --protocol=socket -u root ping >/dev/null 2>&1; }
+
+# ensure_mariadb FAIL: installs MariaDB if it is missing, starts it if it is
+# down (listening on 127.0.0.1 only), and waits until it answers.
+ensure_mariadb() {
+    local fail=$1
+    if [ ! -x /usr/sbin/mariadbd ] || ! command -v mariadb >/dev/null; then
+        apt_install mariadb-server
+    fi
+    if ! mariadb_up; then
+        note "starting MariaDB"
+        install -d -o mysql -g mysql /run/mysqld
+        [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+        start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- \
+            --user=mysql --bind-address=127.0.0.1
+        for _ in $(seq 1 60); do mariadb_up && break; sleep 0.5; done
+        mariadb_up || "$fail" "MariaDB did not come up"
+    fi
+}
+
+# mariadb_fresh_db NAME PASSWORD: database NAME (utf8mb4) made anew, and a
+# user NAME with PASSWORD allowed everything in it, from 127.0.0.1 and the
+# socket.
+mariadb_fresh_db() {
+    local name=$1 password=$2
+    mariadb --protocol=socket -u root -N -B <<SQL
+DROP DATABASE IF EXISTS \`$name\`;
+CREATE DATABASE \`$name\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci;
+CREATE OR REPLACE USER '$name'@'127.0.0.1' IDENTIFIED BY '$password';
+CREATE OR REPLACE USER '$name'@'localhost' IDENTIFIED BY '$password';
+GRANT ALL PRIVILEGES ON \`$name\`.* TO '$name'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON \`$name\`.* TO '$name'@'localhost';
+SQL
+}
+
+# --- servers in a process group of their own ------------------------------------------
+
+# stop_group PIDFILE PATTERN NAME: stops the process group led by the pid in
+# PIDFILE, only if that process's command line still contains PATTERN (a
+# stale pidfile must not make us signal whatever later got the same number):
+# SIGTERM, then SIGKILL after 10 s. Removes PIDFILE. NAME is for the messages.
+stop_group() {
+    local pidfile=$1 pattern=$2 name=$3 pid
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    if [[ "$pid" =~ ^[0-9]+$ ]] && ps -o args= -p "$pid" 2>/dev/null | grep -qF -- "$pattern" &&
+        group_alive "$pid"; then
+        note "stopping $name (process group $pid)"
+        kill -TERM -- "-$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            group_alive "$pid" || break
+            sleep 0.1
+        done
+        if group_alive "$pid"; then
+            note "$name still running after 10 s, sending SIGKILL"
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$pidfile"
+}
+
+# Live (non-zombie) members of process group $1: an exited server whose
+# parent is gone can sit as a zombie until PID 1 reaps it.
+# shellcheck disable=SC2009
+group_alive() { ps -o stat= -g "$1" 2>/dev/null | grep -qv '^Z'; }

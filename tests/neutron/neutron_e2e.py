@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """oslo-nautobot with a real Neutron in the loop: OpenStack API → RabbitMQ → binary → Nautobot.
 
-Run through run.sh, which starts Neutron (tests/neutron/up.sh), builds the
-binaries and passes the paths. Every step is a real call to the Neutron API
-(as admin, or as an ordinary member of another project), sent with its own
-X-OpenStack-Request-ID. Neutron publishes its notifications on RabbitMQ;
-the test takes every one of them from a queue declared exactly as
-sensors/eventsource.yaml declares it and finds the call's events by that
-request id (they carry it as _context_global_request_id). Then, after every
-call, it reads back what Neutron says exists and what Nautobot holds, and
-compares them.
+Run through run.sh, which starts Keystone and Neutron (tests/openstack/up.sh)
+unless they are up, builds the binaries and passes the paths. Every step is a
+real call to the Neutron API with a real Keystone token (X-Auth-Token,
+from POST /v3/auth/tokens with a password): as admin in project admin, or
+as the ordinary member of project demo (and Keystone's catalog must list
+Neutron's URL); each call is sent with its own X-OpenStack-Request-ID.
+Neutron publishes its notifications on RabbitMQ; the test takes every one
+of them from a queue declared exactly as sensors/eventsource.yaml declares
+it and finds the call's events by that request id (they carry it as
+_context_global_request_id). Then, after every call, it reads back what
+Neutron says exists and what Nautobot holds, and compares them.
 
 The same scenario runs twice, on fresh Neutron objects each time:
 
@@ -34,6 +36,11 @@ the network's namespace, or in Global for a router:external network, and no
 other prefix in the namespace. For a network Neutron does not have: no
 namespace, no UCVNI, and none of its subnets' prefixes anywhere.
 
+Credentials (environment, as tests/keystone/up.sh exports them): OS_USERNAME,
+OS_PASSWORD, OS_PROJECT_NAME, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME,
+OS_REGION_NAME for admin; KEYSTONE_MEMBER_USER, KEYSTONE_MEMBER_PASSWORD and
+KEYSTONE_DEMO_PROJECT_ID for the member.
+
 Prints one PASS/FAIL line per check, a "covered:" line with the counts, and
 last "N passed, M failed".
 """
@@ -54,7 +61,9 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import e2e  # noqa: E402 - the Argo emulation of the existing end-to-end test
+from keystone_api import Keystone, KeystoneError  # noqa: E402
 
 RECEIVE_TIMEOUT = 15  # seconds for a call's notifications to arrive
 QUIET = 0.4           # seconds without a message before "nothing else came"
@@ -93,11 +102,27 @@ class Stats:
 
 
 class Who:
-    def __init__(self, role):
+    """A user with a real Keystone token, scoped to one project: `project`
+    and `user` are Keystone's ids (32 hex digits)."""
+
+    def __init__(self, role, token):
         self.role = role
-        self.project = uuid.uuid4().hex
-        self.user = uuid.uuid4().hex
-        self.roles = "admin,member,reader" if role == "admin" else "member,reader"
+        self.token = token
+        self.project = token.project_id
+        self.user = token.user_id
+        self.roles = token.roles
+
+
+def identities(keystone):
+    """(admin, member): fresh password tokens of the admin in project admin
+    and of the demo project's member."""
+    env = os.environ
+    admin = keystone.password_token(env["OS_USERNAME"], env["OS_PASSWORD"], project_name=env["OS_PROJECT_NAME"],
+                                    user_domain=env.get("OS_USER_DOMAIN_NAME", "Default"),
+                                    project_domain=env.get("OS_PROJECT_DOMAIN_NAME", "Default"))
+    member = keystone.password_token(env["KEYSTONE_MEMBER_USER"], env["KEYSTONE_MEMBER_PASSWORD"],
+                                     project_id=env["KEYSTONE_DEMO_PROJECT_ID"])
+    return Who("admin", admin), Who("member", member)
 
 
 class Neutron:
@@ -110,8 +135,7 @@ class Neutron:
         request_id = f"req-{uuid.uuid4()}"
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(f"{self.url}/v2.0{path}", data=data, method=method, headers={
-            "X-User-Id": who.user, "X-Project-Id": who.project, "X-Roles": who.roles,
-            "X-OpenStack-Request-ID": request_id, "Accept": "application/json",
+            "X-Auth-Token": who.token.id, "X-OpenStack-Request-ID": request_id, "Accept": "application/json",
             "Content-Type": "application/json"})
         if method == "GET":
             self.stats.reads += 1
@@ -327,15 +351,14 @@ class Consume:
 
 
 class Scenario:
-    def __init__(self, args, m, nb, neutron, queue, r, stats, path_cls, tag):
+    def __init__(self, args, m, nb, neutron, queue, r, stats, path_cls, tag, who):
         self.args, self.m, self.nb, self.neutron, self.queue, self.r, self.stats = (
             args, m, nb, neutron, queue, r, stats)
         self.tag = tag
         self.sfx = uuid.uuid4().hex[:6]
         self.group = f"neutron-e2e-{self.sfx}"
         self.group_id = None
-        self.admin = Who("admin")
-        self.member = Who("member")
+        self.admin, self.member = who
         self.path = path_cls(args, m, nb, r, stats, self.group)
         # network id → {"by": who made its last create/update event, "subnets": ids ever seen}
         self.nets = {}
@@ -735,13 +758,50 @@ class Scenario:
         self.r.check(f"[{self.tag}] clean-up: the run's objects are gone from Nautobot", not left, left)
 
 
+def keystone_ready(keystone, args, r):
+    """The identities the scenario acts as, and Neutron in the catalog."""
+    try:
+        admin, member = identities(keystone)
+    except (KeystoneError, OSError) as e:
+        r.check(f"Keystone issues password tokens to admin and to the demo member ({e})", False)
+        return False
+    demo = os.environ["KEYSTONE_DEMO_PROJECT_ID"]
+    ok = r.check(f"Keystone: admin's token is scoped to project admin ({admin.project[:8]}…) with role admin",
+                 "admin" in admin.roles
+                 and admin.token.body.get("project", {}).get("name") == os.environ["OS_PROJECT_NAME"],
+                 admin.token.body.get("project"))
+    ok &= r.check(f"Keystone: the member's token is scoped to project demo ({demo[:8]}…), roles member and "
+                  "reader, not admin", member.project == demo and {"member", "reader"} <= set(member.roles)
+                  and "admin" not in member.roles, f"{member.project} {member.roles}")
+    region = os.environ.get("OS_REGION_NAME")
+    listed = {i: admin.token.endpoint("network", i, region) for i in ("public", "internal", "admin")}
+    ok &= r.check(f"Keystone's catalog lists Neutron at {args.neutron} (network: public, internal, admin)",
+                  all(url and url.rstrip("/") == args.neutron.rstrip("/") for url in listed.values()), listed)
+    status, body, _ = Neutron(args.neutron, Stats()).call(admin, "GET", "/networks?limit=1")
+    ok &= r.check("Neutron accepts admin's Keystone token (GET /v2.0/networks: 200)", status == 200,
+                  f"{status} {body}\n(a Neutron started before Keystone was brought up again refuses every "
+                  "token: bring Neutron up again, tests/neutron/up.sh or tests/openstack/up.sh)")
+    return ok
+
+
+def leftovers(neutron, keystone):
+    """Networks an earlier run left in either project (on a Neutron that
+    outlived it) are deleted before anything listens."""
+    admin, member = identities(keystone)
+    for who in (member, admin):
+        for n in neutron.networks_of(admin, who.project):
+            status, _, _ = neutron.call(admin, "DELETE", f"/networks/{n['id']}")
+            print(f"note: deleted {n['name']} ({n['id']}), left by an earlier run: {status}", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repo", required=True)
     p.add_argument("--bin", required=True, help="the built oslo-nautobot binary")
     p.add_argument("--consume-bin", default="", help="a build with the consume feature (empty: skip that path)")
     p.add_argument("--jq", required=True, help="Debian's jq")
-    p.add_argument("--neutron", required=True, help="Neutron API base URL")
+    p.add_argument("--neutron", required=True, help="Neutron API base URL (as up.sh reports it)")
+    p.add_argument("--keystone", required=True, help="Keystone's identity API, http://HOST:PORT/v3")
     p.add_argument("--amqp", required=True, help="amqp://user:pass@host:port/vhost of Neutron's notifications")
     p.add_argument("--work", required=True, help="scratch directory")
     p.add_argument("--paths", default="oneshot,consume")
@@ -750,15 +810,20 @@ def main():
     r = e2e.Report()
     stats = Stats()
     t0 = time.monotonic()
-    for var in ("NAUTOBOT_URL", "NAUTOBOT_TOKEN"):
+    for var in ("NAUTOBOT_URL", "NAUTOBOT_TOKEN", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME",
+                "KEYSTONE_MEMBER_USER", "KEYSTONE_MEMBER_PASSWORD", "KEYSTONE_DEMO_PROJECT_ID"):
         if not os.environ.get(var):
             r.check(f"{var} is set", False)
             r.summary()
             return 1
     nb = e2e.Nautobot(os.environ["NAUTOBOT_URL"], os.environ["NAUTOBOT_TOKEN"])
-    neutron = Neutron(args.neutron, stats)
+    keystone = Keystone(args.keystone)
     queue = None
     try:
+        if not keystone_ready(keystone, args, r):
+            raise RuntimeError("no usable Keystone identities (see the failed checks above)")
+        neutron = Neutron(args.neutron, stats)
+        leftovers(Neutron(args.neutron, Stats()), keystone)
         m = e2e.Manifests(args.repo)
         # The EventSource's queue: every path reads Neutron's notifications
         # from it (consume reads its own copy too).
@@ -773,7 +838,7 @@ def main():
                 else:
                     print("SKIP: consume path: no build with the consume feature", flush=True)
         for cls, tag in paths:
-            s = Scenario(args, m, nb, neutron, queue, r, stats, cls, tag)
+            s = Scenario(args, m, nb, neutron, queue, r, stats, cls, tag, identities(keystone))
             try:
                 s.run()
             except e2e.Unsupported as e:
