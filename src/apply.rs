@@ -15,7 +15,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::{self, Error, Kind as ErrorKind};
-use crate::model::{FirstTry, Key, Kind, Namespace, Object, Plan, Ref, Step, Tenant};
+use crate::model::{
+    Comparison, FirstTry, Found, Kind, Namespace, Object, Plan, Ref, Step, Tenant, Update, compare,
+    merged_tags,
+};
 use crate::nautobot::codec::{
     self, Missing, clash, create_body, decode, detail, duplicate_key, endpoint, filter, has_error,
     id_exists, missing_related, row_id, update_body,
@@ -53,9 +56,10 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub result: Done,
-    /// For an update found by comparison: the fields that differed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<&'static str>,
+    /// For an update found by comparison: each field that differed, as
+    /// Nautobot had it and as it was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Value>,
 }
 
 /// What applying a plan did: each object's fate, and the errors met in order
@@ -65,10 +69,6 @@ pub struct Applied {
     pub outcomes: Vec<Outcome>,
     pub errors: Vec<anyhow::Error>,
 }
-
-/// What Nautobot holds, by key: each object as read, with its Nautobot id
-/// (for a namespace, which is found by name, the id to PATCH it by).
-pub type Found = HashMap<Key, (String, Object)>;
 
 /// Rows of a listing in the model's terms, by key, and as a list.
 fn found(kind: Kind, rows: &[Value], names: &HashMap<String, String>) -> (Found, Vec<Object>) {
@@ -142,8 +142,8 @@ pub fn apply(session: &mut Session, plan: &Plan, options: &Options) -> Applied {
 }
 
 /// The desired objects of one kind, compared with what Nautobot holds and
-/// written where they differ: reconcile's entry point. `actual` holds what
-/// was listed, by key.
+/// written where they differ: reconcile's. `actual` holds what was listed,
+/// by key; a CIDR or VNI another listed object holds is a conflict.
 pub fn converge(
     session: &mut Session,
     options: &Options,
@@ -155,18 +155,93 @@ pub fn converge(
         options,
         done: Applied::default(),
     };
-    run.attempt(|run| run.converge(desired, actual, &[]));
+    let scope: Vec<Object> = actual.values().map(|(_, o)| o.clone()).collect();
+    run.attempt(|run| run.converge(desired, actual, &scope));
     run.done
 }
 
-/// Removes objects of one kind by id, in bulk: reconcile's prune.
-pub fn remove_all(session: &mut Session, options: &Options, kind: Kind, ids: &[String]) -> Applied {
+/// What [`converge`] would write, without writing: reconcile's dry run.
+pub fn preview<'o>(
+    session: &mut Session,
+    options: &Options,
+    desired: &[&'o Object],
+    actual: &Found,
+) -> Result<Comparison<'o>, Error> {
     let mut run = Run {
         session,
         options,
         done: Applied::default(),
     };
-    run.attempt(|run| run.remove_many(kind, ids, &HashSet::new()));
+    run.resolve_refs(desired)?;
+    let actual = run.redecode_all(actual);
+    let scope: Vec<Object> = actual.values().map(|(_, o)| o.clone()).collect();
+    Ok(compare(desired, &actual, &scope))
+}
+
+/// Every object of one kind a listing filter names (`tags=…`,
+/// `ucvni_group=…`), whatever the page size; none when Nautobot says the tag
+/// or group does not exist (nothing can carry it then).
+pub fn owned(session: &mut Session, kind: Kind, filter: &str) -> Result<Found, Error> {
+    let path = format!("{}?{filter}", endpoint(kind));
+    let rows = match session.list(&path) {
+        Ok(rows) => rows,
+        Err(ListError::Refused(reply))
+            if reply.status == 400
+                && reply
+                    .body
+                    .to_string()
+                    .contains("not one of the available choices") =>
+        {
+            Vec::new()
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if kind == Kind::Namespace {
+        for row in &rows {
+            if let (Some(id), Some(name)) = (row_id(row), row["name"].as_str()) {
+                session.names.insert(id, name.to_owned());
+            }
+        }
+    }
+    Ok(found(kind, &rows, &session.names).0)
+}
+
+/// Makes sure the tag (with its object types) and the UCVNI group exist:
+/// `oslo-nautobot setup`, idempotent.
+pub fn setup(session: &mut Session, options: &Options, tag: &str, group: &str) -> Applied {
+    let mut run = Run {
+        session,
+        options,
+        done: Applied::default(),
+    };
+    run.attempt(|run| run.ensure_tag(tag));
+    run.attempt(|run| run.ensure_group(group));
+    run.done
+}
+
+/// Removes objects of one kind by their Nautobot ids: reconcile's prune.
+/// Prefixes and UCVNIs go in bulk; namespaces one by one, so that one still
+/// holding a prefix someone else owns (Nautobot answers 409) is reported and
+/// the others still go.
+pub fn remove_all(
+    session: &mut Session,
+    options: &Options,
+    kind: Kind,
+    objects: &[(String, String)],
+) -> Applied {
+    let mut run = Run {
+        session,
+        options,
+        done: Applied::default(),
+    };
+    if kind == Kind::Namespace {
+        for (id, name) in objects {
+            run.attempt(|run| run.remove_namespace_by_id(id, name));
+        }
+    } else {
+        let ids: Vec<String> = objects.iter().map(|(id, _)| id.clone()).collect();
+        run.attempt(|run| run.remove_many(kind, &ids, &HashSet::new()));
+    }
     run.done
 }
 
@@ -176,51 +251,9 @@ struct Run<'s, 'c> {
     done: Applied,
 }
 
-/// An update to send: the desired object, the Nautobot id of the existing
-/// one, the tag set to write (None: leave the tags alone), and the fields
-/// found to differ.
-struct Update<'o> {
-    object: &'o Object,
-    id: String,
-    tags: Option<Vec<Ref>>,
-    fields: Vec<&'static str>,
-}
-
-impl<'o> Update<'o> {
-    /// The update that makes `actual` look like `object`, or None when it
-    /// already does.
-    fn of(object: &'o Object, id: String, actual: &Object) -> Option<Self> {
-        let fields = object.differences(actual);
-        if fields.is_empty() {
-            return None;
-        }
-        let tags = fields
-            .contains(&"tags")
-            .then(|| merged_tags(object, actual));
-        Some(Self {
-            object,
-            id,
-            tags,
-            fields,
-        })
-    }
-}
-
-/// The object's tags with ours added: PATCHing tags replaces the whole set,
-/// and the tags someone else put there are theirs to keep.
-fn merged_tags(object: &Object, actual: &Object) -> Vec<Ref> {
-    let mut tags = actual.tags().to_vec();
-    for want in object.tags() {
-        if !tags.iter().any(|have| want.matches(have)) {
-            tags.push(want.clone());
-        }
-    }
-    tags
-}
-
 impl Run<'_, '_> {
     fn record(&mut self, kind: Kind, id: Option<&str>, name: Option<&str>, result: Done) {
-        self.outcome(kind, id, name, result, Vec::new());
+        self.outcome(kind, id, name, result, None);
     }
 
     fn outcome(
@@ -229,7 +262,7 @@ impl Run<'_, '_> {
         id: Option<&str>,
         name: Option<&str>,
         result: Done,
-        fields: Vec<&'static str>,
+        fields: Option<Value>,
     ) {
         self.done.outcomes.push(Outcome {
             kind,
@@ -240,12 +273,8 @@ impl Run<'_, '_> {
         });
     }
 
-    fn record_object(&mut self, object: &Object, result: Done, fields: Vec<&'static str>) {
-        let name = match object {
-            Object::Namespace(n) => Some(n.name.as_str()),
-            _ => None,
-        };
-        self.outcome(object.kind(), object.id(), name, result, fields);
+    fn record_object(&mut self, object: &Object, result: Done, fields: Option<Value>) {
+        self.outcome(object.kind(), object.id(), object.name(), result, fields);
     }
 
     fn attempt(&mut self, step: impl FnOnce(&mut Self) -> Result<(), Error>) {
@@ -273,7 +302,7 @@ impl Run<'_, '_> {
     fn put_one(&mut self, object: &Object, first: FirstTry) -> Result<(), Error> {
         let (done, fields) = match object {
             Object::Namespace(namespace) => self.put_namespace(namespace, first)?,
-            _ => (self.write(object, first)?, Vec::new()),
+            _ => (self.write(object, first)?, None),
         };
         self.record_object(object, done, fields);
         Ok(())
@@ -286,7 +315,7 @@ impl Run<'_, '_> {
         &mut self,
         namespace: &Namespace,
         first: FirstTry,
-    ) -> Result<(Done, Vec<&'static str>), Error> {
+    ) -> Result<(Done, Option<Value>), Error> {
         let object = Object::Namespace(namespace.clone());
         if first == FirstTry::Update
             && !namespace.tags.is_empty()
@@ -300,10 +329,10 @@ impl Run<'_, '_> {
             Some(&create_body(&object)),
         )?;
         match reply.status {
-            201 => Ok((Done::Created, Vec::new())),
+            201 => Ok((Done::Created, None)),
             _ if has_error(&reply, "name", "already exists") || duplicate_key(&reply) => {
                 if namespace.tags.is_empty() {
-                    return Ok((Done::Unchanged, Vec::new()));
+                    return Ok((Done::Unchanged, None));
                 }
                 match self.find_namespace(&namespace.name, &[])? {
                     Some((id, actual)) => self.retag_namespace(&object, id, &actual),
@@ -322,13 +351,15 @@ impl Run<'_, '_> {
         object: &Object,
         id: String,
         actual: &Object,
-    ) -> Result<(Done, Vec<&'static str>), Error> {
-        if !actual.tags().is_empty() {
+    ) -> Result<(Done, Option<Value>), Error> {
+        let mut actual = self.redecode(actual);
+        // Tags read back by id are compared once their names are known.
+        if Update::of(object, id.clone(), &actual).is_some() && !actual.tags().is_empty() {
             self.resolve_tags(object.tags())?;
+            actual = self.redecode(&actual);
         }
-        let actual = self.redecode(actual);
         let Some(update) = Update::of(object, id, &actual) else {
-            return Ok((Done::Unchanged, Vec::new()));
+            return Ok((Done::Unchanged, None));
         };
         let body = Value::Object(update_body(object, update.tags.as_deref()));
         let reply = self.call(
@@ -337,7 +368,7 @@ impl Run<'_, '_> {
             Some(&body),
         )?;
         match reply.status {
-            200 => Ok((Done::Updated, update.fields)),
+            200 => Ok((Done::Updated, Some(update.changes))),
             _ => Err(reply.unexpected()),
         }
     }
@@ -477,12 +508,103 @@ impl Run<'_, '_> {
                 let tenant = object.tenant().unwrap_or_default().to_owned();
                 self.ensure_tenant(&tenant, object.tags())
             }
-            (Missing::UcvniGroup, _) => Err(Error::setup(format!(
-                "the configured UCVNI group does not exist in Nautobot: {}",
-                reply.describe()
-            ))),
+            (Missing::UcvniGroup, Object::Ucvni(u)) => {
+                let group = u
+                    .group
+                    .as_ref()
+                    .map(Ref::label)
+                    .unwrap_or_default()
+                    .to_owned();
+                self.ensure_group(&group)
+            }
+            (Missing::Tags, _) => {
+                for tag in object.tags().iter().filter_map(|t| t.name.clone()) {
+                    self.ensure_tag(&tag)?;
+                }
+                Ok(())
+            }
             _ => Err(reply.unexpected()),
         }
+    }
+
+    /// The tag exists, for every object type this tool puts it on (a tag
+    /// someone made for other types gets ours added, theirs kept).
+    fn ensure_tag(&mut self, name: &str) -> Result<(), Error> {
+        let path = format!("{}?{}", codec::TAGS, filter("name", &[name]));
+        let reply = self.call(Method::Get, &path, None)?;
+        let Some(tag) = reply.body["results"]
+            .get(0)
+            .filter(|_| reply.status == 200)
+            .cloned()
+        else {
+            if reply.status != 200 {
+                return Err(reply.unexpected());
+            }
+            let body = json!({"name": name, "content_types": codec::TAGGED,
+                              "description": "Objects oslo-nautobot keeps in line with OpenStack"});
+            let created = self.call(Method::Post, codec::TAGS, Some(&body))?;
+            let done = match created.status {
+                201 => Done::Created,
+                // A twin made it meanwhile: look again.
+                _ if has_error(&created, "name", "already exists") => return self.ensure_tag(name),
+                _ => return Err(created.unexpected()),
+            };
+            self.session.lookups.remove(&(codec::TAGS, name.to_owned()));
+            self.record(Kind::Tag, None, Some(name), done);
+            return Ok(());
+        };
+        let mut types: Vec<String> = tag["content_types"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let missing: Vec<&str> = codec::TAGGED
+            .into_iter()
+            .filter(|t| !types.iter().any(|have| have == t))
+            .collect();
+        if missing.is_empty() {
+            self.record(Kind::Tag, None, Some(name), Done::Unchanged);
+            return Ok(());
+        }
+        types.extend(missing.iter().map(|t| t.to_string()));
+        let id = row_id(&tag).unwrap_or_default();
+        let reply = self.call(
+            Method::Patch,
+            &format!("{}{id}/", codec::TAGS),
+            Some(&json!({ "content_types": types })),
+        )?;
+        if reply.status != 200 {
+            return Err(reply.unexpected());
+        }
+        self.outcome(Kind::Tag, None, Some(name), Done::Updated, None);
+        Ok(())
+    }
+
+    /// The UCVNI group exists (a new deployment's first network creates it).
+    fn ensure_group(&mut self, name: &str) -> Result<(), Error> {
+        let reply = self.call(
+            Method::Post,
+            codec::UCVNI_GROUPS,
+            Some(&json!({ "name": name })),
+        )?;
+        let done = match reply.status {
+            201 => Done::Created,
+            _ if has_error(&reply, "name", "already exists") || duplicate_key(&reply) => {
+                Done::Unchanged
+            }
+            _ => return Err(reply.unexpected()),
+        };
+        if done == Done::Created {
+            log::warn!("UCVNI group {name:?} did not exist in Nautobot: created it");
+        }
+        self.session
+            .lookups
+            .remove(&(codec::UCVNI_GROUPS, name.to_owned()));
+        self.record(Kind::UcvniGroup, None, Some(name), done);
+        Ok(())
     }
 
     /// A tenant for a project that is not in Nautobot yet: named by the
@@ -642,7 +764,32 @@ impl Run<'_, '_> {
         for (list, name) in wanted {
             self.resolve(list, name)?;
         }
+        // The namespaces prefixes are in: the listed ones are known by now,
+        // others (the global one) are looked up by name.
+        let known: HashSet<&String> = self.session.names.values().collect();
+        let mut unknown: Vec<String> = desired
+            .iter()
+            .filter_map(|o| match o {
+                Object::Prefix(p) => p.namespace.name.clone(),
+                _ => None,
+            })
+            .filter(|name| !known.contains(name))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            let names: Vec<&str> = unknown.iter().map(String::as_str).collect();
+            self.read(Kind::Namespace, "name", &names)?;
+        }
         Ok(())
+    }
+
+    /// Every object read, with the names of its ids filled in.
+    fn redecode_all(&self, found: &Found) -> Found {
+        found
+            .iter()
+            .map(|(key, (id, object))| (key.clone(), (id.clone(), self.redecode(object))))
+            .collect()
     }
 
     /// Fills in, from what the session now knows, the names of the ids an
@@ -723,6 +870,8 @@ impl Run<'_, '_> {
                 };
                 self.converge(objects, &actual, &scope)
             }
+            // Never planned: made on demand only.
+            Kind::Tag | Kind::UcvniGroup => Ok(()),
         }
     }
 
@@ -797,9 +946,9 @@ impl Run<'_, '_> {
     /// The UCVNIs of a group, which must exist.
     fn read_group(&mut self, group: &str) -> Result<(Found, Vec<Object>), Error> {
         if self.resolve(codec::UCVNI_GROUPS, group)?.is_none() {
-            return Err(Error::setup(format!(
-                "the configured UCVNI group {group:?} does not exist in Nautobot"
-            )));
+            // A new deployment: the group, and so its UCVNIs, are yet to be.
+            self.ensure_group(group)?;
+            return Ok((Found::new(), Vec::new()));
         }
         let path = format!(
             "{}?{}",
@@ -821,26 +970,15 @@ impl Run<'_, '_> {
         scope: &[Object],
     ) -> Result<(), Error> {
         self.resolve_refs(desired)?;
-        let mut creates = Vec::new();
-        let mut updates = Vec::new();
-        for &object in desired {
-            match actual.get(&object.key()) {
-                None => match held_by_another(object, scope) {
-                    Some(holder) => {
-                        let message = held_message(object, holder);
-                        self.done.errors.push(Error::refused(message).into());
-                    }
-                    None => creates.push(object),
-                },
-                Some((id, have)) => {
-                    let have = self.redecode(have);
-                    match Update::of(object, id.clone(), &have) {
-                        None => self.record_object(object, Done::Unchanged, Vec::new()),
-                        Some(update) => updates.push(update),
-                    }
-                }
-            }
+        let actual = self.redecode_all(actual);
+        let comparison = compare(desired, &actual, scope);
+        for object in comparison.unchanged {
+            self.record_object(object, Done::Unchanged, None);
         }
+        for message in comparison.conflicts {
+            self.done.errors.push(Error::refused(message).into());
+        }
+        let (creates, updates) = (comparison.creates, comparison.updates);
         self.create_many(creates)?;
         if !self.stopped() {
             self.update_many(updates)?;
@@ -870,7 +1008,7 @@ impl Run<'_, '_> {
                 match (reply.status, reply.body.as_array()) {
                     (201, _) => {
                         for object in chunk {
-                            self.record_object(object, Done::Created, Vec::new());
+                            self.record_object(object, Done::Created, None);
                         }
                     }
                     (400, Some(errors)) if errors.len() == chunk.len() => {
@@ -904,7 +1042,7 @@ impl Run<'_, '_> {
                         Some((id, have)) => {
                             let have = self.redecode(have);
                             match Update::of(object, id.clone(), &have) {
-                                None => self.record_object(object, Done::Unchanged, Vec::new()),
+                                None => self.record_object(object, Done::Unchanged, None),
                                 Some(update) => updates.push(update),
                             }
                         }
@@ -956,7 +1094,11 @@ impl Run<'_, '_> {
                         let answered: HashSet<String> = rows.iter().filter_map(row_id).collect();
                         for update in chunk {
                             if answered.contains(&update.id.to_ascii_lowercase()) {
-                                self.record_object(update.object, Done::Updated, update.fields);
+                                self.record_object(
+                                    update.object,
+                                    Done::Updated,
+                                    Some(update.changes),
+                                );
                             } else {
                                 gone.push(update.object);
                             }
@@ -1094,6 +1236,23 @@ impl Run<'_, '_> {
         Ok(())
     }
 
+    fn remove_namespace_by_id(&mut self, id: &str, name: &str) -> Result<(), Error> {
+        let reply = self.call(Method::Delete, &detail(Kind::Namespace, id), None)?;
+        let done = match reply.status {
+            204 => Done::Deleted,
+            404 => Done::Absent,
+            409 => {
+                return Err(Error::refused(format!(
+                    "namespace {name} was not deleted: it still holds objects this tool does not own ({})",
+                    reply.describe()
+                )));
+            }
+            _ => return Err(reply.unexpected()),
+        };
+        self.record(Kind::Namespace, None, Some(name), done);
+        Ok(())
+    }
+
     /// Bulk DELETEs of objects known to exist (Nautobot ignores ids already
     /// gone); `absent` are reported as such.
     fn remove_many(
@@ -1150,39 +1309,6 @@ fn namespace_tags(name: &str, tags: &[Ref]) -> Vec<Ref> {
         tags.to_vec()
     } else {
         Vec::new()
-    }
-}
-
-/// Another object in the listed scope that holds this one's CIDR or VNI.
-fn held_by_another<'a>(object: &Object, scope: &'a [Object]) -> Option<&'a Object> {
-    scope.iter().find(|other| match (object, other) {
-        (Object::Prefix(want), Object::Prefix(have)) => {
-            want.id != have.id && crate::model::same_cidr(&want.prefix, &have.prefix)
-        }
-        (Object::Ucvni(want), Object::Ucvni(have)) => want.id != have.id && want.vni == have.vni,
-        _ => false,
-    })
-}
-
-fn held_message(object: &Object, holder: &Object) -> String {
-    match object {
-        Object::Ucvni(u) => format!(
-            "conflict: segmentation id {} in UCVNI group {:?} is already held by network {}; \
-             network {} was not written",
-            u.vni,
-            u.group.as_ref().map(Ref::label).unwrap_or_default(),
-            holder.key().value,
-            u.id
-        ),
-        Object::Prefix(p) => format!(
-            "conflict: prefix {} already exists in namespace {} under another id ({}); \
-             subnet {} was not written",
-            p.prefix,
-            p.namespace.label(),
-            holder.key().value,
-            p.id
-        ),
-        other => format!("conflict: {} {}", other.kind(), other.key().value),
     }
 }
 

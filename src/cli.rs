@@ -13,7 +13,9 @@ use crate::error::{Error, exit_codes_help};
 use crate::event::MAX_INPUT_BYTES;
 use crate::mirror::Mirror;
 use crate::nautobot::{Client, Connection, Policy};
+use crate::openstack::{self, OpenStack, config};
 use crate::plan::Settings;
+use crate::reconcile;
 
 /// Mirror OpenStack Neutron network and subnet notifications into Nautobot.
 ///
@@ -42,6 +44,9 @@ pub struct Cli {
     #[command(flatten)]
     pub plan: PlanArgs,
 
+    #[command(flatten)]
+    pub openstack: OpenStackArgs,
+
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides, up
     /// to debug (trace would show request bytes)
     #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
@@ -60,6 +65,58 @@ pub enum Command {
     /// Run as a service: consume Neutron notifications from RabbitMQ and apply
     /// each (needs a build with the "consume" feature)
     Consume(Box<ConsumeArgs>),
+
+    /// Bring Nautobot in line with Neutron: list every network and subnet, and
+    /// every object this tool owns (tagged namespaces and prefixes, the UCVNIs
+    /// of its group); create what is missing, update what differs, report
+    /// orphans (delete them with --prune); one JSON line per change, then a
+    /// summary. A second run right after a successful one writes nothing
+    Reconcile(Box<ReconcileArgs>),
+
+    /// Create the tag (with its object types) and the UCVNI group if they
+    /// are missing; safe to run any number of times
+    Setup(Box<SetupArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Delete orphans: objects this tool owns that Neutron no longer has
+    /// (prefixes, then namespaces, then UCVNIs); never when a listing failed
+    #[arg(long = "prune", env = "RECONCILE_PRUNE")]
+    pub prune: bool,
+
+    /// Refuse to delete more than this many objects in one run (exit 7): a
+    /// wrong cloud or an empty region must not empty Nautobot
+    #[arg(
+        long = "max-prune",
+        env = "RECONCILE_MAX_PRUNE",
+        value_name = "N",
+        default_value = "50"
+    )]
+    pub max_prune: usize,
+
+    /// Print the difference (and the orphans --prune would delete), write
+    /// nothing
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub nautobot: NautobotArgs,
+
+    #[command(flatten)]
+    pub plan: PlanArgs,
+
+    #[command(flatten)]
+    pub openstack: OpenStackArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    pub nautobot: NautobotArgs,
+
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 /// The one event of the one-shot command.
@@ -181,6 +238,37 @@ pub struct PlanArgs {
     /// Nautobot yet then fails as transient (exit 75)
     #[arg(long = "no-create-tenants", env = "NO_CREATE_TENANTS")]
     pub no_create_tenants: bool,
+
+    /// Tag on every namespace, prefix and tenant this tool writes: what
+    /// reconcile may prune (created, with its object types, when missing)
+    #[arg(
+        long = "tag",
+        env = "NAUTOBOT_TAG",
+        value_name = "NAME",
+        default_value = "oslo-nautobot",
+        value_parser = non_empty
+    )]
+    pub tag: String,
+}
+
+/// Where OpenStack is: a cloud of clouds.yaml, or the OS_* variables
+/// (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, the domain names,
+/// OS_APPLICATION_CREDENTIAL_ID/_SECRET, OS_REGION_NAME, OS_INTERFACE,
+/// OS_CACERT). Requests to OpenStack use the Nautobot timeouts and attempts.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "OpenStack")]
+pub struct OpenStackArgs {
+    /// Cloud of clouds.yaml (OS_CLIENT_CONFIG_FILE, ./clouds.yaml,
+    /// ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml; secure.yaml
+    /// beside it). With credentials, a create or update event is a trigger:
+    /// what it names is read from Neutron as it is now
+    #[arg(long = "os-cloud", env = "OS_CLOUD", value_name = "NAME")]
+    pub os_cloud: Option<String>,
+
+    /// Take create and update events as they are, without reading Neutron,
+    /// even when OpenStack credentials are configured
+    #[arg(long = "trust-events", env = "TRUST_EVENTS")]
+    pub trust_events: bool,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +287,9 @@ pub struct ReplayArgs {
 
     #[command(flatten)]
     pub plan: PlanArgs,
+
+    #[command(flatten)]
+    pub openstack: OpenStackArgs,
 }
 
 /// Where and how to consume; defaults match sensors/eventsource.yaml.
@@ -212,6 +303,9 @@ pub struct ConsumeArgs {
 
     #[command(flatten)]
     pub plan: PlanArgs,
+
+    #[command(flatten)]
+    pub openstack: OpenStackArgs,
 }
 
 /// The RabbitMQ side of `consume`.
@@ -352,7 +446,7 @@ impl PlanArgs {
         Settings {
             ucvni_group: self.ucvni_group.clone(),
             global_namespace: self.global_namespace.clone(),
-            tag: None,
+            tag: Some(self.tag.clone()),
         }
     }
 }
@@ -403,9 +497,39 @@ impl NautobotArgs {
     }
 }
 
+impl OpenStackArgs {
+    /// The OpenStack client, when credentials are configured.
+    pub fn client(&self, nautobot: &NautobotArgs) -> Result<Option<OpenStack>, Error> {
+        let env = |name: &str| std::env::var(name).ok();
+        let Some(cloud) = config::discover(self.os_cloud.as_deref(), &env)? else {
+            return Ok(None);
+        };
+        let policy = openstack::Policy {
+            connect_timeout: nautobot.connect_timeout,
+            request_timeout: nautobot.timeout,
+            attempts: nautobot.attempts,
+            backoff: Duration::from_millis(250),
+        };
+        OpenStack::new(cloud, policy).map(Some)
+    }
+
+    /// The client events read Neutron with: none when events are trusted.
+    fn for_events(&self, nautobot: &NautobotArgs) -> Result<Option<OpenStack>, Error> {
+        if self.trust_events {
+            return Ok(None);
+        }
+        self.client(nautobot)
+    }
+}
+
 /// A mirror of Nautobot from the flag groups; with `dry_run`, one that only
-/// plans (no token, no client).
-pub fn mirror(nautobot: &NautobotArgs, plan: &PlanArgs, dry_run: bool) -> Result<Mirror, Error> {
+/// plans (no token, no Nautobot client; OpenStack is still read).
+pub fn mirror(
+    nautobot: &NautobotArgs,
+    plan: &PlanArgs,
+    openstack: &OpenStackArgs,
+    dry_run: bool,
+) -> Result<Mirror, Error> {
     let client = if dry_run {
         None
     } else {
@@ -413,12 +537,100 @@ pub fn mirror(nautobot: &NautobotArgs, plan: &PlanArgs, dry_run: bool) -> Result
     };
     Ok(Mirror {
         client,
+        openstack: openstack.for_events(nautobot)?,
         settings: plan.settings(),
         options: Options {
             create_tenants: !plan.no_create_tenants,
             bulk_size: nautobot.bulk_size.into(),
         },
     })
+}
+
+impl Command {
+    pub fn run(&self) -> anyhow::Result<u8> {
+        match self {
+            Command::Replay(args) => {
+                let mirror = mirror(&args.nautobot, &args.plan, &args.openstack, args.dry_run)?;
+                crate::replay::run(&mirror, &args.files)
+            }
+            Command::Reconcile(args) => args.run(),
+            Command::Setup(args) => args.run(),
+            #[cfg(feature = "consume")]
+            Command::Consume(args) => {
+                // Every worker's clients are built before the first message
+                // is taken: a configuration problem stops the service at once.
+                let mirrors = (0..args.amqp.concurrency)
+                    .map(|_| mirror(&args.nautobot, &args.plan, &args.openstack, false))
+                    .collect::<Result<Vec<_>, _>>()?;
+                crate::consume::run(&args.amqp.settings(), mirrors)
+            }
+            #[cfg(not(feature = "consume"))]
+            Command::Consume(_) => Err(Error::setup(
+                "this binary was built without the consume feature (cargo build --features consume)",
+            )
+            .into()),
+        }
+    }
+}
+
+impl ReconcileArgs {
+    /// Runs reconcile: it needs Nautobot (a dry run reads it too) and OpenStack.
+    pub fn run(&self) -> anyhow::Result<u8> {
+        let client = Client::new(&self.nautobot.connection()?)?;
+        let openstack = self.openstack.client(&self.nautobot)?.ok_or_else(|| {
+            Error::setup(
+                "reconcile needs OpenStack credentials: set OS_CLOUD (and clouds.yaml) or the OS_* variables",
+            )
+        })?;
+        let options = reconcile::Options {
+            prune: self.prune,
+            max_prune: self.max_prune,
+            dry_run: self.dry_run,
+        };
+        let apply_options = Options {
+            create_tenants: !self.plan.no_create_tenants,
+            bulk_size: self.nautobot.bulk_size.into(),
+        };
+        let settings = self.plan.settings();
+        let mut out = std::io::stdout().lock();
+        reconcile::run(
+            &client,
+            &openstack,
+            &settings,
+            &apply_options,
+            &options,
+            &mut out,
+        )
+    }
+}
+
+impl SetupArgs {
+    /// Creates the tag and the UCVNI group where missing; one line each.
+    pub fn run(&self) -> anyhow::Result<u8> {
+        let client = Client::new(&self.nautobot.connection()?)?;
+        let group = self
+            .plan
+            .ucvni_group
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .ok_or_else(|| Error::setup(crate::plan::NO_GROUP))?;
+        let mut session = client.session();
+        let options = Options {
+            create_tenants: false,
+            bulk_size: 1,
+        };
+        let applied = crate::apply::setup(&mut session, &options, &self.plan.tag, group);
+        for outcome in &applied.outcomes {
+            println!("{}", serde_json::to_string(outcome)?);
+        }
+        for err in &applied.errors {
+            crate::error::print("setup", err);
+        }
+        Ok(crate::error::worst(
+            applied.errors.iter().map(crate::error::exit_code),
+        ))
+    }
 }
 
 impl EventArgs {
@@ -448,6 +660,14 @@ impl EventArgs {
         .map_err(|e| Error::input(format!("cannot read the input: {e}")))?;
         Ok(bytes)
     }
+}
+
+fn non_empty(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(text.to_owned())
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {

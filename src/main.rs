@@ -5,10 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use oslo_nautobot::cli::{self, Cli, Command};
+use oslo_nautobot::cli::{self, Cli};
 use oslo_nautobot::error;
 use oslo_nautobot::mirror::decode_and_plan;
-use oslo_nautobot::replay;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,24 +37,10 @@ fn init_logging(verbose: u8) {
 /// Runs the command; returns the exit code of a run that got as far as its
 /// work (errors met on the way are printed as they are met).
 fn try_main(cli: Cli) -> anyhow::Result<u8> {
-    match cli.command {
+    match &cli.command {
         None => one_event(&cli),
-        Some(Command::Replay(args)) => {
-            let mirror = cli::mirror(&args.nautobot, &args.plan, args.dry_run)?;
-            replay::run(&mirror, &args.files)
-        }
-        #[cfg(feature = "consume")]
-        Some(Command::Consume(args)) => {
-            let mirrors = (0..args.amqp.concurrency)
-                .map(|_| cli::mirror(&args.nautobot, &args.plan, false))
-                .collect::<Result<Vec<_>, _>>()?;
-            oslo_nautobot::consume::run(&args.amqp.settings(), mirrors)
-        }
-        #[cfg(not(feature = "consume"))]
-        Some(Command::Consume(_)) => Err(error::Error::setup(
-            "this binary was built without the consume feature (cargo build --features consume)",
-        )
-        .into()),
+        // replay, consume, reconcile, setup: each runs from its own flags.
+        Some(command) => command.run(),
     }
 }
 
@@ -65,7 +50,7 @@ fn try_main(cli: Cli) -> anyhow::Result<u8> {
 fn one_event(cli: &Cli) -> anyhow::Result<u8> {
     let input = cli.event.read()?;
     let (notification, plan) = decode_and_plan(&input, &cli.plan.settings())?;
-    let mirror = cli::mirror(&cli.nautobot, &cli.plan, cli.event.dry_run)?;
+    let mirror = cli::mirror(&cli.nautobot, &cli.plan, &cli.openstack, cli.event.dry_run)?;
     let report = mirror.apply(notification, plan);
     report.print_errors("");
     let lines = match report.plan {

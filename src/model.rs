@@ -8,6 +8,7 @@
 //! field by field, with the normalisation Nautobot's answers need: CIDRs in
 //! canonical form, related objects written by name but read back by id.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -21,6 +22,11 @@ pub enum Kind {
     Prefix,
     Ucvni,
     Tenant,
+    /// The tag marking what this tool owns.
+    Tag,
+    /// The UCVNI group this tool's UCVNIs belong to.
+    #[serde(rename = "ucvni-group")]
+    UcvniGroup,
 }
 
 impl Kind {
@@ -30,6 +36,8 @@ impl Kind {
             Kind::Prefix => "prefix",
             Kind::Ucvni => "ucvni",
             Kind::Tenant => "tenant",
+            Kind::Tag => "tag",
+            Kind::UcvniGroup => "ucvni-group",
         }
     }
 }
@@ -300,6 +308,126 @@ pub fn canonical_cidr(cidr: &str) -> Option<String> {
         _ => return None,
     };
     Some(format!("{network}/{length}"))
+}
+
+/// What Nautobot holds, by key: each object as read, with its Nautobot id
+/// (for a namespace, which is found by name, the id to PATCH it by).
+pub type Found = HashMap<Key, (String, Object)>;
+
+/// An update to send: the desired object, the Nautobot id of the existing
+/// one, the tag set to write (None: leave the tags alone), and the fields
+/// found to differ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update<'o> {
+    pub object: &'o Object,
+    pub id: String,
+    pub tags: Option<Vec<Ref>>,
+    pub fields: Vec<&'static str>,
+    /// Each differing field, as Nautobot has it and as it is wanted.
+    pub changes: Value,
+}
+
+impl<'o> Update<'o> {
+    /// The update that makes `actual` look like `object`, or None when it
+    /// already does.
+    pub fn of(object: &'o Object, id: String, actual: &Object) -> Option<Self> {
+        let fields = object.differences(actual);
+        if fields.is_empty() {
+            return None;
+        }
+        let tags = fields
+            .contains(&"tags")
+            .then(|| merged_tags(object, actual));
+        let (want, have) = (object.to_json(), actual.to_json());
+        let changes = fields
+            .iter()
+            .map(|f| (f.to_string(), json!({"from": have[*f], "to": want[*f]})))
+            .collect::<serde_json::Map<_, _>>();
+        Some(Self {
+            object,
+            id,
+            tags,
+            fields,
+            changes: Value::Object(changes),
+        })
+    }
+}
+
+/// The object's tags with ours added: PATCHing tags replaces the whole set,
+/// and the tags someone else put there are theirs to keep.
+pub fn merged_tags(object: &Object, actual: &Object) -> Vec<Ref> {
+    let mut tags = actual.tags().to_vec();
+    for want in object.tags() {
+        if !tags.iter().any(|have| want.matches(have)) {
+            tags.push(want.clone());
+        }
+    }
+    tags
+}
+
+/// Desired objects against what Nautobot holds.
+#[derive(Debug, Default)]
+pub struct Comparison<'o> {
+    pub creates: Vec<&'o Object>,
+    pub updates: Vec<Update<'o>>,
+    pub unchanged: Vec<&'o Object>,
+    /// Objects that cannot be written: a CIDR or VNI another object holds.
+    pub conflicts: Vec<String>,
+}
+
+/// Compares desired objects with what was read (names already filled in).
+/// `scope`, when given, is everything in the listed namespace or group: a
+/// CIDR or VNI held there by another id is a conflict found before any write.
+pub fn compare<'o>(desired: &[&'o Object], actual: &Found, scope: &[Object]) -> Comparison<'o> {
+    let mut comparison = Comparison::default();
+    for &object in desired {
+        match actual.get(&object.key()) {
+            None => match held_by_another(object, scope) {
+                Some(holder) => comparison.conflicts.push(held_message(object, holder)),
+                None => comparison.creates.push(object),
+            },
+            Some((id, have)) => match Update::of(object, id.clone(), have) {
+                None => comparison.unchanged.push(object),
+                Some(update) => comparison.updates.push(update),
+            },
+        }
+    }
+    comparison
+}
+
+/// Another object in the listed scope that holds this one's CIDR or VNI.
+fn held_by_another<'a>(object: &Object, scope: &'a [Object]) -> Option<&'a Object> {
+    scope.iter().find(|other| match (object, other) {
+        (Object::Prefix(want), Object::Prefix(have)) => {
+            want.id != have.id
+                && same_cidr(&want.prefix, &have.prefix)
+                && want.namespace.matches(&have.namespace)
+        }
+        (Object::Ucvni(want), Object::Ucvni(have)) => want.id != have.id && want.vni == have.vni,
+        _ => false,
+    })
+}
+
+fn held_message(object: &Object, holder: &Object) -> String {
+    match object {
+        Object::Ucvni(u) => format!(
+            "conflict: segmentation id {} in UCVNI group {:?} is already held by network {}; \
+             network {} was not written",
+            u.vni,
+            u.group.as_ref().map(Ref::label).unwrap_or_default(),
+            holder.key().value,
+            u.id
+        ),
+        Object::Prefix(p) => format!(
+            "conflict: prefix {} already exists in namespace {} under another id ({}); \
+             subnet {} was not written",
+            p.prefix,
+            p.namespace.label(),
+            holder.key().value,
+            p.id
+        ),
+        other => format!("conflict: {} {}", other.kind(), other.key().value),
+    }
 }
 
 /// One intended change, as the planner hands it to the Nautobot layer.

@@ -15,6 +15,7 @@ const TENANT: &str = "a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f90";
 /// Nautobot's ids of the related objects the stand-in answers with.
 const NS_ID: &str = "0e0e0e0e-1111-4222-8333-444444444444";
 const ACTIVE_ID: &str = "5a5a5a5a-1111-4222-8333-444444444444";
+const TAG_ID: &str = "7a7a7a7a-1111-4222-8333-444444444444";
 const EVENTS: [&str; 6] = [
     "network.create.end",
     "network.update.end",
@@ -157,7 +158,7 @@ fn dry_run_needs_no_token_and_prints_the_plan() {
     assert_eq!(
         serde_json::from_str::<Value>(out.stdout().trim()).unwrap(),
         json!({"action": "write", "kind": "prefix", "id": SUB, "prefix": "10.40.0.0/24",
-               "namespace": NET, "tenant": TENANT, "status": "Active"})
+               "namespace": NET, "tenant": TENANT, "status": "Active", "tags": ["oslo-nautobot"]})
     );
 }
 
@@ -368,14 +369,15 @@ fn subnet_create_is_one_request_with_the_right_headers_and_body() {
     assert_eq!(
         stub.body(0),
         json!({"id": SUB, "prefix": "10.40.0.0/24", "status": {"name": "Active"},
-                "tenant": {"id": TENANT}, "namespace": {"name": NET}})
+                "tenant": {"id": TENANT}, "namespace": {"name": NET},
+                "tags": [{"name": "oslo-nautobot"}]})
     );
     let summary = out.summary();
     assert_eq!(summary["requests"], 1);
     assert_eq!(summary["event_type"], "subnet.create.end");
     assert_eq!(
         summary["results"],
-        json!([{"kind": "prefix", "id": SUB, "result": "created"}])
+        json!([{"kind": "prefix", "id": SUB, "name": "10.40.0.0/24", "result": "created"}])
     );
     assert!(summary.get("errors").is_none());
 }
@@ -437,12 +439,15 @@ fn subnet_before_its_network_creates_the_namespace() {
         .args(file_arg("subnet.create.end"))
         .run()
         .expect(0);
-    assert_eq!(stub.body(1), json!({"name": NET}));
+    assert_eq!(
+        stub.body(1),
+        json!({"name": NET, "tags": [{"name": "oslo-nautobot"}]})
+    );
     assert_eq!(
         out.summary()["results"],
         json!([
             {"kind": "namespace", "name": NET, "result": "created"},
-            {"kind": "prefix", "id": SUB, "result": "created"},
+            {"kind": "prefix", "id": SUB, "name": "10.40.0.0/24", "result": "created"},
         ])
     );
 }
@@ -460,7 +465,8 @@ fn unknown_tenant_is_created_unless_told_not_to() {
         .expect(0);
     assert_eq!(
         stub.body(1),
-        json!({"id": TENANT, "name": "a1b2c3d4e5f60718293a4b5c6d7e8f90"})
+        json!({"id": TENANT, "name": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+               "tags": [{"name": "oslo-nautobot"}]})
     );
 
     let stub = Stub::start(vec![call(format!("POST {PREFIXES}"), missing_tenant())]);
@@ -508,10 +514,13 @@ fn network_create_writes_namespace_then_ucvni() {
 
 #[test]
 fn network_update_patches_and_keeps_an_existing_namespace() {
+    // The namespace is looked for with our tag: there, as in the common case.
     let stub = Stub::start(vec![
         call(
-            format!("POST {NAMESPACES}"),
-            exists("name", "namespace with this name already exists."),
+            format!("GET {NAMESPACES}?name={NET}&tags=oslo-nautobot"),
+            page(vec![
+                json!({"id": NS_ID, "name": NET, "tags": [{"id": TAG_ID}]}),
+            ]),
         ),
         call(format!("PATCH {UCVNIS}{NET}/"), json(200, json!({}))),
     ]);
@@ -523,7 +532,7 @@ fn network_update_patches_and_keeps_an_existing_namespace() {
         out.summary()["results"],
         json!([
             {"kind": "namespace", "name": NET, "result": "unchanged"},
-            {"kind": "ucvni", "id": NET, "result": "updated"},
+            {"kind": "ucvni", "id": NET, "name": "blue-net-renamed", "result": "updated"},
         ])
     );
 }
@@ -1002,7 +1011,8 @@ fn ids_of(body: &Value) -> Vec<String> {
 fn listed_prefix(id: &str, cidr: &str) -> Value {
     json!({"id": id, "prefix": cidr, "namespace": {"id": NS_ID, "object_type": "ipam.namespace"},
            "status": {"id": ACTIVE_ID, "object_type": "extras.status"},
-           "tenant": {"id": TENANT, "object_type": "tenancy.tenant"}, "tags": []})
+           "tenant": {"id": TENANT, "object_type": "tenancy.tenant"},
+           "tags": [{"id": TAG_ID, "object_type": "extras.tag"}]})
 }
 
 fn bulk_reads(listed: Vec<Value>) -> Vec<common::Call> {
@@ -1018,6 +1028,10 @@ fn bulk_reads(listed: Vec<Value>) -> Vec<common::Call> {
         call(
             "GET /api/extras/statuses/?name=Active",
             page(vec![json!({"id": ACTIVE_ID, "name": "Active"})]),
+        ),
+        call(
+            "GET /api/extras/tags/?name=oslo-nautobot",
+            page(vec![json!({"id": TAG_ID, "name": "oslo-nautobot"})]),
         ),
     ]
 }
@@ -1042,15 +1056,15 @@ fn a_bulk_event_reads_what_exists_and_writes_only_the_rest_in_chunks() {
         .stdin(event.to_string())
         .run()
         .expect(0);
-    assert_eq!(ids_of(&stub.body(3)), [ids[2].clone(), ids[3].clone()]);
-    assert_eq!(stub.body(4)[0]["id"], ids[4]);
+    assert_eq!(ids_of(&stub.body(4)), [ids[2].clone(), ids[3].clone()]);
+    assert_eq!(stub.body(5)[0]["id"], ids[4]);
     assert_eq!(
-        stub.body(5),
+        stub.body(6),
         json!([{"id": ids[1], "prefix": "10.41.1.0/24", "namespace": {"name": NET},
                 "status": {"name": "Active"}, "tenant": {"id": TENANT}}])
     );
     let summary = out.summary();
-    assert_eq!(summary["requests"], 6);
+    assert_eq!(summary["requests"], 7);
     let results: Vec<(&str, &str)> = summary["results"]
         .as_array()
         .unwrap()
@@ -1075,7 +1089,7 @@ fn a_rerun_of_a_bulk_event_only_reads() {
         .stdin(event.to_string())
         .run()
         .expect(0);
-    assert_eq!(out.summary()["requests"], 3);
+    assert_eq!(out.summary()["requests"], 4);
 }
 
 #[test]
@@ -1101,7 +1115,7 @@ fn a_refused_element_of_a_bulk_create_does_not_hold_back_the_others_and_the_summ
         .stdin(event.to_string())
         .run()
         .expect(8);
-    assert_eq!(stub.body(5)[0]["id"], ids[0]);
+    assert_eq!(stub.body(6)[0]["id"], ids[0]);
     // Before: a failed element meant no summary at all.
     let summary = out.summary();
     assert_eq!(summary["exit"], 8);
@@ -1138,7 +1152,7 @@ fn a_bulk_event_stops_after_a_transient_failure_and_a_rerun_carries_on() {
         .stdin(event.to_string())
         .run()
         .expect(0);
-    assert_eq!(ids_of(&stub.body(3)), [ids[2].clone(), ids[3].clone()]);
+    assert_eq!(ids_of(&stub.body(4)), [ids[2].clone(), ids[3].clone()]);
 }
 
 #[test]
@@ -1152,7 +1166,7 @@ fn a_cidr_held_by_another_prefix_in_the_namespace_is_a_conflict_found_before_wri
         .stdin(event.to_string())
         .run()
         .expect(8);
-    assert_eq!(stub.body(3)[0]["id"], ids[0]);
+    assert_eq!(stub.body(4)[0]["id"], ids[0]);
     assert!(out.stderr().contains(other), "{}", out.stderr());
 }
 

@@ -15,12 +15,17 @@ pub fn endpoint(kind: Kind) -> &'static str {
         Kind::Prefix => "/api/ipam/prefixes/",
         Kind::Ucvni => "/api/plugins/undercloud-vni/ucvnis/",
         Kind::Tenant => "/api/tenancy/tenants/",
+        Kind::Tag => TAGS,
+        Kind::UcvniGroup => UCVNI_GROUPS,
     }
 }
 
 pub const STATUSES: &str = "/api/extras/statuses/";
 pub const TAGS: &str = "/api/extras/tags/";
 pub const UCVNI_GROUPS: &str = "/api/plugins/undercloud-vni/ucvni-groups/";
+
+/// The object types this tool's tag is put on.
+pub const TAGGED: [&str; 3] = ["ipam.namespace", "ipam.prefix", "tenancy.tenant"];
 
 pub fn detail(kind: Kind, id: &str) -> String {
     format!("{}{id}/", endpoint(kind))
@@ -149,6 +154,7 @@ pub fn decode(kind: Kind, value: &Value, names: &HashMap<String, String>) -> Opt
             name: text("name").unwrap_or_default(),
             tags,
         }),
+        Kind::Tag | Kind::UcvniGroup => return None,
     })
 }
 

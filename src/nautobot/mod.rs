@@ -10,34 +10,14 @@
 pub mod codec;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use ureq::Agent;
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use crate::backoff;
 use crate::error::{Error, Kind, clip};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-    Patch,
-    Delete,
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-        })
-    }
-}
+pub use crate::http::Method;
+use crate::http::{self, Request, Transport, Trouble};
 
 /// Nautobot's answer: the status and the body (JSON, or the raw text when
 /// it is not JSON, e.g. a proxy's error page).
@@ -104,18 +84,13 @@ pub struct Policy {
 }
 
 pub struct Client {
-    agent: Agent,
+    transport: Transport,
     base: String,
     authorization: String,
     token: String,
     accept: String,
     policy: Policy,
 }
-
-const JSON: &str = "application/json";
-
-/// Largest response body read; a page of 1000 prefixes is about 1.5 MiB.
-const MAX_RESPONSE_BYTES: u64 = 16 << 20;
 
 /// Rows asked for per page. Nautobot cuts it to its `MAX_PAGE_SIZE`; the
 /// listing follows `next` whatever the page size turns out to be.
@@ -124,12 +99,7 @@ pub const PAGE: usize = 1000;
 impl Client {
     pub fn new(connection: &Connection) -> Result<Self, Error> {
         let base = connection.url.trim_end_matches('/').to_owned();
-        let valid = (base.starts_with("http://") || base.starts_with("https://"))
-            && base
-                .split_once("://")
-                .is_some_and(|(_, rest)| !rest.is_empty())
-            && !base.contains(['?', '#', ' ']);
-        if !valid {
+        if !http::valid_base(&base) {
             return Err(Error::setup(format!(
                 "Nautobot URL {base:?} is not an http:// or https:// URL"
             )));
@@ -145,30 +115,15 @@ impl Client {
                 "the Nautobot token is empty or not printable ASCII",
             ));
         }
-        let mut tls = TlsConfig::builder();
-        // The CA bundle matters only for https; SSL_CERT_FILE may well be set
-        // in an environment where it does not exist.
-        if let Some(path) = connection
-            .ca_cert
-            .as_deref()
-            .filter(|_| base.starts_with("https://"))
-        {
-            tls = tls.root_certs(load_ca(path)?);
-        }
         let policy = connection.policy.clone();
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            // A redirect usually means http:// instead of https:// or a
-            // missing slash; following it may drop the Authorization header.
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .timeout_connect(Some(policy.connect_timeout))
-            .user_agent(concat!("oslo-nautobot/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls.build())
-            .build()
-            .into();
+        let transport = Transport::new(
+            policy.connect_timeout,
+            policy.request_timeout,
+            connection.ca_cert.as_deref(),
+            base.starts_with("https://"),
+        )?;
         Ok(Self {
-            agent,
+            transport,
             base,
             authorization,
             token: token.to_owned(),
@@ -191,61 +146,30 @@ impl Client {
 
     fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, Trouble> {
         let url = format!("{}{path}", self.base);
-        let timeout = Some(self.policy.request_timeout);
-        macro_rules! prepare {
-            ($builder:expr) => {
-                $builder
-                    .header("Authorization", &self.authorization)
-                    .header("Accept", &self.accept)
-                    .config()
-                    .timeout_global(timeout)
-                    .build()
-            };
-        }
         // Compact JSON (ureq's send_json pretty-prints).
-        let json = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let sent = match (method, body) {
-            (Method::Get, _) => prepare!(self.agent.get(&url)).call(),
-            (Method::Delete, None) => prepare!(self.agent.delete(&url)).call(),
-            (Method::Delete, Some(_)) => {
-                prepare!(self.agent.delete(&url).header("Content-Type", JSON))
-                    .force_send_body()
-                    .send(&json[..])
-            }
-            (Method::Post, _) => prepare!(self.agent.post(&url).content_type(JSON)).send(&json[..]),
-            (Method::Patch, _) => {
-                prepare!(self.agent.patch(&url).content_type(JSON)).send(&json[..])
-            }
-        };
-        let mut response = sent.map_err(classify)?;
-        let status = response.status().as_u16();
-        if (300..400).contains(&status) {
-            // A Location that echoes the request must not print the token.
-            let location = header(&response, "location")
-                .unwrap_or_default()
-                .replace(&self.token, "[redacted]");
-            return Err(Trouble::Setup(format!(
-                "Nautobot answered {status} redirecting to {location:?}: check the Nautobot URL (scheme, host, path)"
-            )));
-        }
-        let retry_after = header(&response, "retry-after")
+        let json = body.map(|b| b.to_string().into_bytes());
+        let response = self.transport.send(&Request {
+            method,
+            url: &url,
+            headers: &[
+                ("Authorization", &self.authorization),
+                ("Accept", &self.accept),
+            ],
+            body: json.as_deref(),
+            keep: &["retry-after"],
+            secrets: &[&self.token],
+        })?;
+        let retry_after = response
+            .header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_RESPONSE_BYTES)
-            .read_to_string()
-            .map_err(classify)?;
-        // A server or proxy that echoes the request back must not make us
-        // print the token in an error message or a log line.
-        let text = text.replace(&self.token, "[redacted]");
+        let text = response.text;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(Answer {
             reply: Reply {
                 method,
                 path: path.to_owned(),
-                status,
+                status: response.status,
                 body,
             },
             retry_after,
@@ -393,53 +317,6 @@ impl Client {
 struct Answer {
     reply: Reply,
     retry_after: Option<Duration>,
-}
-
-enum Trouble {
-    Transient(String),
-    Setup(String),
-}
-
-fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// Transport errors: a broken connection, a timeout or a failed DNS lookup
-/// may pass; a malformed URL or a certificate that does not verify will not.
-fn classify(err: ureq::Error) -> Trouble {
-    use ureq::Error as E;
-    match err {
-        E::BadUri(_) | E::Http(_) => Trouble::Setup(format!("invalid request URL ({err})")),
-        E::Tls(_) | E::Pem(_) | E::Rustls(_) => Trouble::Setup(format!("TLS failed ({err})")),
-        E::Io(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            // rustls reports certificate problems as InvalidData I/O errors.
-            Trouble::Setup(format!("TLS failed ({err})"))
-        }
-        other => Trouble::Transient(other.to_string()),
-    }
-}
-
-/// Reads a PEM bundle of CA certificates (for Nautobot and OpenStack alike).
-pub fn load_ca(path: &Path) -> Result<RootCerts, Error> {
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::setup(format!("cannot read CA bundle {}: {e}", path.display())))?;
-    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    if certs.is_empty() {
-        return Err(Error::setup(format!(
-            "no certificate in CA bundle {}",
-            path.display()
-        )));
-    }
-    Ok(RootCerts::from(certs))
 }
 
 #[cfg(test)]

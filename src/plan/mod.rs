@@ -90,6 +90,91 @@ pub fn plan(notification: &Notification, settings: &Settings) -> anyhow::Result<
     })
 }
 
+/// The kind of Neutron object an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Network,
+    Subnet,
+}
+
+/// What a create or update event names: with OpenStack credentials the event
+/// is only a trigger, and these objects are read from Neutron as they are
+/// now. Deletes need no lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    pub family: Family,
+    pub ids: Vec<String>,
+    /// For each network, the subnets the event listed: removed with it if
+    /// Neutron no longer has the network (it deleted them without events).
+    pub listed_subnets: Vec<Vec<String>>,
+}
+
+/// The lookup a notification calls for, if any. The event was planned (and
+/// so checked) before; only its ids are used.
+pub fn lookup(notification: &Notification) -> Result<Option<Lookup>, Error> {
+    let (family, one, many) = match notification.event_type.as_str() {
+        "network.create.end" | "network.update.end" => (Family::Network, "network", "networks"),
+        "subnet.create.end" | "subnet.update.end" => (Family::Subnet, "subnet", "subnets"),
+        _ => return Ok(None),
+    };
+    let mut lookup = Lookup {
+        family,
+        ids: Vec::new(),
+        listed_subnets: Vec::new(),
+    };
+    for (path, value) in elements(&notification.payload, one, many)? {
+        let fields = Fields::new(&path, value)?;
+        lookup.ids.push(fields.uuid("id")?);
+        lookup.listed_subnets.push(match family {
+            Family::Network => fields.uuid_list("subnets")?,
+            Family::Subnet => Vec::new(),
+        });
+    }
+    Ok(Some(lookup))
+}
+
+/// The plan for what Neutron holds now of the objects an event named:
+/// `found` are Neutron's objects (as its API shows them to an admin); an id
+/// not among them is gone, and its delete is planned instead.
+pub fn from_current(
+    lookup: &Lookup,
+    found: &[Value],
+    first: FirstTry,
+    settings: &Settings,
+) -> Result<Plan, Error> {
+    let mut warnings = Vec::new();
+    let mut steps = Vec::new();
+    for (id, listed) in lookup.ids.iter().zip(&lookup.listed_subnets) {
+        let current = found.iter().find(|o| {
+            o["id"]
+                .as_str()
+                .and_then(crate::event::canonical_uuid)
+                .as_deref()
+                == Some(id)
+        });
+        let path = match lookup.family {
+            Family::Network => format!("neutron network {id}"),
+            Family::Subnet => format!("neutron subnet {id}"),
+        };
+        match (lookup.family, current) {
+            (Family::Network, Some(network)) => {
+                steps.extend(network_steps(&path, network, settings, &mut warnings)?)
+            }
+            (Family::Subnet, Some(subnet)) => steps.push(subnet_step(&path, subnet, settings)?),
+            (Family::Network, None) => steps.extend(network::removal(id.clone(), listed.clone())),
+            (Family::Subnet, None) => steps.push(crate::model::Step::Remove {
+                kind: crate::model::Kind::Prefix,
+                id: id.clone(),
+            }),
+        }
+    }
+    Ok(Plan {
+        steps,
+        first,
+        warnings,
+    })
+}
+
 /// The network an event belongs to: the key that keeps one network's events
 /// (and its subnets') in order when many are applied at once.
 pub fn network_of(notification: &Notification) -> Option<String> {

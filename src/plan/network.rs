@@ -67,7 +67,8 @@ pub fn network_steps(
             group: settings.group(warnings),
             tenant: Some(tenant),
             status: active(),
-            tags: settings.tags(),
+            // UCVNIs belong to the tool through its group, not a tag.
+            tags: Vec::new(),
         })),
     };
     Ok([namespace, ucvni])
@@ -89,7 +90,13 @@ pub fn delete(payload: &Value) -> Result<Vec<Step>, Error> {
             ));
         }
     };
-    Ok(vec![
+    Ok(removal(id, subnets).to_vec())
+}
+
+/// What goes when a network goes: its namespace with every prefix in it and
+/// the prefixes of the subnets it listed (wherever they live), then its UCVNI.
+pub fn removal(id: String, subnets: Vec<String>) -> [Step; 2] {
+    [
         Step::RemoveNamespace {
             name: id.clone(),
             prefixes: subnets,
@@ -98,7 +105,7 @@ pub fn delete(payload: &Value) -> Result<Vec<Step>, Error> {
             kind: Kind::Ucvni,
             id,
         },
-    ])
+    ]
 }
 
 #[cfg(test)]

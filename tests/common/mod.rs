@@ -40,7 +40,11 @@ impl Run {
     pub fn new() -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_oslo-nautobot"));
         for (key, _) in std::env::vars() {
+            // OpenStack credentials too (tests/run.sh exports a real
+            // Keystone's): a test that wants them gives them.
             if key.starts_with("NAUTOBOT_")
+                || key.starts_with("OS_")
+                || key == "TRUST_EVENTS"
                 || key == "UCVNI_GROUP_NAME"
                 || key == "RUST_LOG"
                 || key == "SSL_CERT_FILE"
