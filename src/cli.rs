@@ -350,14 +350,16 @@ pub struct AmqpArgs {
     #[arg(long = "amqp-ca-cert", env = "AMQP_CA_CERT", value_name = "PATH")]
     pub amqp_ca_cert: Option<PathBuf>,
 
-    /// Exchange Neutron publishes to
+    /// Exchange(s) the queue is bound to: Neutron's, and Keystone's for
+    /// projects (repeat the flag, or separate them with commas)
     #[arg(
         long = "exchange",
         env = "AMQP_EXCHANGE",
         value_name = "NAME",
-        default_value = "neutron"
+        default_value = "neutron",
+        value_delimiter = ','
     )]
-    pub exchange: String,
+    pub exchange: Vec<String>,
 
     /// Declare the exchange durable; must match Neutron's amqp_durable_queues
     #[arg(long = "exchange-durable", env = "AMQP_EXCHANGE_DURABLE", value_name = "BOOL",
@@ -372,6 +374,13 @@ pub struct AmqpArgs {
         default_value = "oslo-nautobot-consume"
     )]
     pub queue: String,
+
+    /// How the queue is declared: quorum (replicated by the RabbitMQ cluster)
+    /// or classic; single active consumer either way, so that a second
+    /// replica stands by and takes over
+    #[arg(long = "queue-type", env = "AMQP_QUEUE_TYPE", value_name = "TYPE",
+          default_value = "quorum", value_parser = ["quorum", "classic"])]
+    pub queue_type: String,
 
     /// Routing key bound to the queue
     #[arg(
@@ -409,6 +418,13 @@ pub struct AmqpArgs {
           default_value = "60", value_parser = seconds)]
     pub max_backoff: Duration,
 
+    /// Dead-letter an event still failing (transiently, or for a setup
+    /// problem) this many seconds after its first failure; needs
+    /// --dead-letter-exchange. Default: never give up
+    #[arg(long = "give-up-after", env = "CONSUME_GIVE_UP_AFTER", value_name = "SECONDS",
+          value_parser = seconds)]
+    pub give_up_after: Option<Duration>,
+
     /// Address of the /healthz and /metrics endpoint
     #[arg(
         long = "metrics-addr",
@@ -429,9 +445,14 @@ impl AmqpArgs {
             password: self.amqp_password.clone(),
             password_file: self.amqp_password_file.clone(),
             ca_cert: self.amqp_ca_cert.clone(),
-            exchange: self.exchange.clone(),
+            exchanges: self.exchange.clone(),
             exchange_durable: self.exchange_durable,
             queue: self.queue.clone(),
+            queue_type: match self.queue_type.as_str() {
+                "classic" => crate::consume::QueueType::Classic,
+                _ => crate::consume::QueueType::Quorum,
+            },
+            give_up_after: self.give_up_after,
             routing_key: self.routing_key.clone(),
             prefetch: self.prefetch,
             dead_letter_exchange: self.dead_letter_exchange.clone(),

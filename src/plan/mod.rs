@@ -191,6 +191,19 @@ pub fn network_of(notification: &Notification) -> Option<String> {
     .map(str::to_ascii_lowercase)
 }
 
+/// The Keystone project an identity event is about: `payload.target.id`
+/// (CADF, Keystone's default format) or `payload.resource_info` (basic).
+pub fn project_of(notification: &Notification) -> Option<String> {
+    if !notification.event_type.starts_with("identity.project.") {
+        return None;
+    }
+    let p = &notification.payload;
+    [&p["target"]["id"], &p["resource_info"]]
+        .into_iter()
+        .find_map(Value::as_str)
+        .map(str::to_ascii_lowercase)
+}
+
 /// The objects of a payload: `payload.<one>` for a single object, or every
 /// element of `payload.<many>` for Neutron's bulk creates. Each comes with its
 /// path, for error messages.
