@@ -442,10 +442,13 @@ impl Run<'_, '_> {
                     None => next = FirstTry::Create,
                 },
                 // A duplicate delivery, or its twin racing us: the object is
-                // there, so bring it up to date.
+                // there, so bring it up to date (a placeholder tenant: as is).
                 (FirstTry::Create, _, _)
                     if (reply.status == 400 && id_exists(&reply.body)) || duplicate_key(&reply) =>
                 {
+                    if matches!(object, Object::Tenant(t) if t.placeholder) {
+                        return Ok(Done::Unchanged);
+                    }
                     next = FirstTry::Update;
                 }
                 (_, 400, Some(missing)) => {
@@ -517,6 +520,15 @@ impl Run<'_, '_> {
                     .to_owned();
                 self.ensure_group(&group)
             }
+            (Missing::TenantGroup, Object::Tenant(t)) => {
+                let group = t
+                    .group
+                    .as_ref()
+                    .map(Ref::label)
+                    .unwrap_or_default()
+                    .to_owned();
+                self.ensure_named(codec::TENANT_GROUPS, Kind::TenantGroup, &group)
+            }
             (Missing::Tags, _) => {
                 for tag in object.tags().iter().filter_map(|t| t.name.clone()) {
                     self.ensure_tag(&tag)?;
@@ -585,11 +597,13 @@ impl Run<'_, '_> {
 
     /// The UCVNI group exists (a new deployment's first network creates it).
     fn ensure_group(&mut self, name: &str) -> Result<(), Error> {
-        let reply = self.call(
-            Method::Post,
-            codec::UCVNI_GROUPS,
-            Some(&json!({ "name": name })),
-        )?;
+        self.ensure_named(codec::UCVNI_GROUPS, Kind::UcvniGroup, name)
+    }
+
+    /// An object known by its unique name (a UCVNI group, a tenant group)
+    /// exists: created when missing.
+    fn ensure_named(&mut self, list: &'static str, kind: Kind, name: &str) -> Result<(), Error> {
+        let reply = self.call(Method::Post, list, Some(&json!({ "name": name })))?;
         let done = match reply.status {
             201 => Done::Created,
             _ if has_error(&reply, "name", "already exists") || duplicate_key(&reply) => {
@@ -598,12 +612,10 @@ impl Run<'_, '_> {
             _ => return Err(reply.unexpected()),
         };
         if done == Done::Created {
-            log::warn!("UCVNI group {name:?} did not exist in Nautobot: created it");
+            log::warn!("{kind} {name:?} did not exist in Nautobot: created it");
         }
-        self.session
-            .lookups
-            .remove(&(codec::UCVNI_GROUPS, name.to_owned()));
-        self.record(Kind::UcvniGroup, None, Some(name), done);
+        self.session.lookups.remove(&(list, name.to_owned()));
+        self.record(kind, None, Some(name), done);
         Ok(())
     }
 
@@ -618,11 +630,7 @@ impl Run<'_, '_> {
             )));
         }
         log::info!("tenant {id} not in Nautobot yet: creating it");
-        let tenant = Object::Tenant(Tenant {
-            id: id.to_owned(),
-            name: id.replace('-', ""),
-            tags: tags.to_vec(),
-        });
+        let tenant = Object::Tenant(Tenant::placeholder(id, tags.to_vec()));
         let reply = self.call(
             Method::Post,
             endpoint(Kind::Tenant),
@@ -751,6 +759,10 @@ impl Run<'_, '_> {
                 let group = u.group.as_ref().and_then(|g| g.name.as_deref());
                 wanted.extend(group.map(|n| (codec::UCVNI_GROUPS, n)));
             }
+            if let Object::Tenant(t) = object {
+                let group = t.group.as_ref().and_then(|g| g.name.as_deref());
+                wanted.extend(group.map(|n| (codec::TENANT_GROUPS, n)));
+            }
             wanted.extend(
                 object
                     .tags()
@@ -815,7 +827,10 @@ impl Run<'_, '_> {
                 u.status = fill(&u.status);
                 &mut u.tags
             }
-            Object::Tenant(t) => &mut t.tags,
+            Object::Tenant(t) => {
+                t.group = t.group.as_ref().map(fill);
+                &mut t.tags
+            }
         };
         *tags = tags.iter().map(fill).collect();
         object
@@ -871,7 +886,7 @@ impl Run<'_, '_> {
                 self.converge(objects, &actual, &scope)
             }
             // Never planned: made on demand only.
-            Kind::Tag | Kind::UcvniGroup => Ok(()),
+            Kind::Tag | Kind::UcvniGroup | Kind::TenantGroup => Ok(()),
         }
     }
 

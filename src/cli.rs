@@ -100,6 +100,11 @@ pub struct ReconcileArgs {
     #[arg(long = "dry-run")]
     pub dry_run: bool,
 
+    /// Mirror every Keystone project as a tenant, not only those that own a
+    /// network or subnet
+    #[arg(long = "all-projects", env = "RECONCILE_ALL_PROJECTS")]
+    pub all_projects: bool,
+
     #[command(flatten)]
     pub nautobot: NautobotArgs,
 
@@ -607,6 +612,7 @@ impl ReconcileArgs {
             prune: self.prune,
             max_prune: self.max_prune,
             dry_run: self.dry_run,
+            all_projects: self.all_projects,
         };
         let apply_options = Options {
             create_tenants: !self.plan.no_create_tenants,

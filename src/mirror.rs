@@ -111,6 +111,20 @@ impl Mirror {
             (Family::Network, ids) => openstack.networks(Some(ids))?,
             (Family::Subnet, [id]) => openstack.subnet(id)?.into_iter().collect(),
             (Family::Subnet, ids) => openstack.subnets(Some(ids))?,
+            (Family::Project, ids) => {
+                let mut found = Vec::new();
+                for id in ids {
+                    let Some(mut project) = openstack.project(&id.replace('-', ""))? else {
+                        continue;
+                    };
+                    let domain_id = project["domain_id"].as_str().unwrap_or_default().to_owned();
+                    if let Some(domain) = openstack.domain(&domain_id)? {
+                        project["domain_name"] = domain["name"].clone();
+                    }
+                    found.push(project);
+                }
+                found
+            }
         };
         let found = with_external_flags(openstack, lookup.family, found)?;
         let plan = plan::from_current(&lookup, &found, plan.first, &self.settings)?;

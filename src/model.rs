@@ -27,6 +27,9 @@ pub enum Kind {
     /// The UCVNI group this tool's UCVNIs belong to.
     #[serde(rename = "ucvni-group")]
     UcvniGroup,
+    /// A Keystone domain's group of tenants.
+    #[serde(rename = "tenant-group")]
+    TenantGroup,
 }
 
 impl Kind {
@@ -38,6 +41,7 @@ impl Kind {
             Kind::Tenant => "tenant",
             Kind::Tag => "tag",
             Kind::UcvniGroup => "ucvni-group",
+            Kind::TenantGroup => "tenant-group",
         }
     }
 }
@@ -128,7 +132,28 @@ pub struct Ucvni {
 pub struct Tenant {
     pub id: String,
     pub name: String,
+    pub description: String,
+    /// The tenant group of the project's domain.
+    pub group: Option<Ref>,
     pub tags: Vec<Ref>,
+    /// Known only by its id (no credentials to read the project): it is
+    /// made if missing, and an existing tenant is left as it is.
+    pub placeholder: bool,
+}
+
+impl Tenant {
+    /// A tenant for a project known only by its id: named by the id, in
+    /// Keystone's own spelling (32 hex digits), until the project is read.
+    pub fn placeholder(id: &str, tags: Vec<Ref>) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: id.replace('-', ""),
+            description: String::new(),
+            group: None,
+            tags,
+            placeholder: true,
+        }
+    }
 }
 
 /// Any object this tool keeps.
@@ -239,8 +264,17 @@ impl Object {
                 check("tenant", same_id(&want.tenant, &have.tenant));
                 check("status", want.status.matches(&have.status));
             }
+            // A placeholder only has to exist.
+            (Object::Tenant(want), Object::Tenant(_)) if want.placeholder => return Vec::new(),
             (Object::Tenant(want), Object::Tenant(have)) => {
                 check("name", want.name == have.name);
+                check("description", want.description == have.description);
+                let group = match (&want.group, &have.group) {
+                    (Some(want), Some(have)) => want.matches(have),
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                };
+                check("tenant_group", group);
             }
             _ => check("kind", false),
         }
@@ -266,7 +300,10 @@ impl Object {
                 "ucvni_group": u.group.as_ref().map(Ref::label), "tenant": u.tenant,
                 "status": u.status.label(),
             }),
-            Object::Tenant(t) => json!({"kind": "tenant", "id": t.id, "name": t.name}),
+            Object::Tenant(t) => json!({
+                "kind": "tenant", "id": t.id, "name": t.name, "description": t.description,
+                "tenant_group": t.group.as_ref().map(Ref::label),
+            }),
         };
         if !tags.is_empty() {
             value["tags"] = json!(tags);

@@ -30,6 +30,9 @@ pub struct Options {
     pub max_prune: usize,
     /// Print the difference, write nothing.
     pub dry_run: bool,
+    /// Mirror every Keystone project as a tenant, not only those that own a
+    /// network or subnet.
+    pub all_projects: bool,
 }
 
 /// The run's counts, as the summary line shows them.
@@ -67,7 +70,17 @@ pub fn run(
         networks.len(),
         subnets.len()
     ));
-    let desired = Desired::of(&networks, &subnets, settings, &mut errors);
+    let mut desired = Desired::of(&networks, &subnets, settings, &mut errors);
+    progress.say("listing Keystone's projects and domains");
+    let projects = openstack.projects()?;
+    let domains = openstack.domains()?;
+    desired.tenants(
+        &projects,
+        &domains,
+        options.all_projects,
+        settings,
+        &mut errors,
+    );
 
     let tag = settings.tag.as_deref().unwrap_or_default();
     let group = settings
@@ -81,9 +94,11 @@ pub fn run(
     let owned_namespaces = apply::owned(&mut session, Kind::Namespace, &filter("tags", &[tag]))?;
     let owned_prefixes = apply::owned(&mut session, Kind::Prefix, &filter("tags", &[tag]))?;
     let owned_ucvnis = apply::owned(&mut session, Kind::Ucvni, &filter("ucvni_group", &[group]))?;
+    let owned_tenants = apply::owned(&mut session, Kind::Tenant, &filter("tags", &[tag]))?;
 
-    // Related objects first: namespaces before their prefixes.
+    // Related objects first: tenants and namespaces before what refers to them.
     for (desired, owned) in [
+        (&desired.tenant_list, &owned_tenants),
         (&desired.namespaces, &owned_namespaces),
         (&desired.prefixes, &owned_prefixes),
         (&desired.ucvnis, &owned_ucvnis),
@@ -125,7 +140,12 @@ pub fn run(
     }
 
     // Orphans: owned, and Neutron has nothing they stand for.
-    let orphans = desired.orphans(&owned_namespaces, &owned_prefixes, &owned_ucvnis);
+    let orphans = desired.orphans(
+        &owned_namespaces,
+        &owned_prefixes,
+        &owned_ucvnis,
+        &owned_tenants,
+    );
     let listing_failed = !errors.is_empty();
     let total: usize = orphans.values().map(Vec::len).sum();
     if options.prune && total > 0 && listing_failed {
@@ -146,8 +166,10 @@ pub fn run(
         );
     }
     let prune = prune && total <= options.max_prune;
-    // Prefixes, then namespaces (empty by then), then UCVNIs.
-    for kind in [Kind::Prefix, Kind::Namespace, Kind::Ucvni] {
+    // Prefixes, then namespaces (empty by then), then UCVNIs, then tenants
+    // (nothing of ours refers to them by then; Nautobot refuses, 409, when
+    // something else still does).
+    for kind in [Kind::Prefix, Kind::Namespace, Kind::Ucvni, Kind::Tenant] {
         let Some(objects) = orphans.get(&kind) else {
             continue;
         };
@@ -274,6 +296,7 @@ struct Desired {
     namespaces: Vec<Object>,
     prefixes: Vec<Object>,
     ucvnis: Vec<Object>,
+    tenant_list: Vec<Object>,
     /// Ids (and namespace names) Neutron has: never orphans.
     neutron_ids: HashSet<String>,
 }
@@ -289,6 +312,7 @@ impl Desired {
             namespaces: Vec::new(),
             prefixes: Vec::new(),
             ucvnis: Vec::new(),
+            tenant_list: Vec::new(),
             neutron_ids: HashSet::new(),
         };
         let mut warnings = Vec::new();
@@ -334,6 +358,59 @@ impl Desired {
         desired
     }
 
+    /// The tenants: of every project that owns a network or subnet (or of
+    /// every project), as Keystone shows them; a project Keystone no longer
+    /// has keeps a placeholder while its networks exist.
+    fn tenants(
+        &mut self,
+        projects: &[Value],
+        domains: &[Value],
+        all: bool,
+        settings: &Settings,
+        errors: &mut Vec<anyhow::Error>,
+    ) {
+        let domain_names: HashMap<&str, &str> = domains
+            .iter()
+            .filter_map(|d| Some((d["id"].as_str()?, d["name"].as_str()?)))
+            .collect();
+        let mut owners: Vec<String> = self
+            .prefixes
+            .iter()
+            .chain(&self.ucvnis)
+            .filter_map(|o| o.tenant().map(str::to_owned))
+            .collect();
+        let keystone: HashMap<String, &Value> = projects
+            .iter()
+            .filter_map(|p| Some((p["id"].as_str().and_then(canonical_uuid)?, p)))
+            .collect();
+        if all {
+            owners.extend(keystone.keys().cloned());
+        }
+        owners.sort();
+        owners.dedup();
+        for id in owners {
+            self.neutron_ids.insert(id.clone());
+            let step = match keystone.get(&id) {
+                Some(project) => {
+                    let mut project = (*project).clone();
+                    let domain = project["domain_id"].as_str().unwrap_or_default();
+                    if let Some(name) = domain_names.get(domain) {
+                        project["domain_name"] = json!(name);
+                    }
+                    plan::tenant_step(&format!("keystone project {id}"), &project, settings)
+                }
+                None => Ok(Step::Put(Object::Tenant(
+                    crate::model::Tenant::placeholder(&id, settings.tags()),
+                ))),
+            };
+            match step {
+                Ok(Step::Put(tenant)) => self.tenant_list.push(tenant),
+                Ok(_) => {}
+                Err(err) => errors.push(err.into()),
+            }
+        }
+    }
+
     fn take(&mut self, steps: impl IntoIterator<Item = Step>) {
         for step in steps {
             if let Step::Put(object) = step {
@@ -354,12 +431,14 @@ impl Desired {
         namespaces: &Found,
         prefixes: &Found,
         ucvnis: &Found,
+        tenants: &Found,
     ) -> BTreeMap<Kind, Vec<(String, String)>> {
         let wanted: HashSet<(Kind, String)> = self
             .namespaces
             .iter()
             .chain(&self.prefixes)
             .chain(&self.ucvnis)
+            .chain(&self.tenant_list)
             .map(|o| (o.kind(), o.key().value))
             .collect();
         let mut orphans: BTreeMap<Kind, Vec<(String, String)>> = BTreeMap::new();
@@ -367,6 +446,7 @@ impl Desired {
             (Kind::Prefix, prefixes),
             (Kind::Namespace, namespaces),
             (Kind::Ucvni, ucvnis),
+            (Kind::Tenant, tenants),
         ] {
             let mut list: Vec<(String, String)> = found
                 .iter()

@@ -17,12 +17,14 @@ pub fn endpoint(kind: Kind) -> &'static str {
         Kind::Tenant => "/api/tenancy/tenants/",
         Kind::Tag => TAGS,
         Kind::UcvniGroup => UCVNI_GROUPS,
+        Kind::TenantGroup => TENANT_GROUPS,
     }
 }
 
 pub const STATUSES: &str = "/api/extras/statuses/";
 pub const TAGS: &str = "/api/extras/tags/";
 pub const UCVNI_GROUPS: &str = "/api/plugins/undercloud-vni/ucvni-groups/";
+pub const TENANT_GROUPS: &str = "/api/tenancy/tenant-groups/";
 
 /// The object types this tool's tag is put on.
 pub const TAGGED: [&str; 3] = ["ipam.namespace", "ipam.prefix", "tenancy.tenant"];
@@ -94,7 +96,12 @@ fn fields(object: &Object) -> Map<String, Value> {
             "status": reference(&u.status),
             "tenant": tenant(&u.tenant),
         }),
-        Object::Tenant(t) => json!({"name": t.name}),
+        Object::Tenant(t) if t.placeholder => json!({"name": t.name}),
+        Object::Tenant(t) => json!({
+            "name": t.name,
+            "description": t.description,
+            "tenant_group": t.group.as_ref().map_or(Value::Null, reference),
+        }),
     };
     match value {
         Value::Object(map) => map,
@@ -152,9 +159,12 @@ pub fn decode(kind: Kind, value: &Value, names: &HashMap<String, String>) -> Opt
         Kind::Tenant => Object::Tenant(Tenant {
             id: id?,
             name: text("name").unwrap_or_default(),
+            description: text("description").unwrap_or_default(),
+            group: read_ref(&value["tenant_group"], names),
             tags,
+            placeholder: false,
         }),
-        Kind::Tag | Kind::UcvniGroup => return None,
+        Kind::Tag | Kind::UcvniGroup | Kind::TenantGroup => return None,
     })
 }
 
@@ -206,6 +216,7 @@ pub fn duplicate_key(reply: &Reply) -> bool {
 pub enum Missing {
     Namespace,
     Tenant,
+    TenantGroup,
     UcvniGroup,
     Status,
     Tags,
@@ -215,6 +226,7 @@ pub fn missing_related(errors: &Value) -> Option<Missing> {
     [
         ("namespace", Missing::Namespace),
         ("tenant", Missing::Tenant),
+        ("tenant_group", Missing::TenantGroup),
         ("ucvni_group", Missing::UcvniGroup),
         ("status", Missing::Status),
         ("tags", Missing::Tags),

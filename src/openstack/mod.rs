@@ -127,11 +127,26 @@ impl OpenStack {
     }
 
     /// Every Keystone project (not domains).
+    ///
+    /// Keystone does not page; with `list_limit` set it cuts the list and
+    /// says so: that is an error here, since a partial list must not be
+    /// taken for the whole.
     pub fn projects(&self) -> Result<Vec<Value>, Error> {
         let answer = self
             .keystone("/projects?is_domain=false")?
             .unwrap_or_default();
+        if answer["truncated"] == true {
+            return Err(Error::setup(
+                "Keystone cut the project list short (its list_limit): raise it for this user",
+            ));
+        }
         Ok(answer["projects"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Every Keystone domain.
+    pub fn domains(&self) -> Result<Vec<Value>, Error> {
+        let answer = self.keystone("/domains")?.unwrap_or_default();
+        Ok(answer["domains"].as_array().cloned().unwrap_or_default())
     }
 
     /// A Keystone domain, None when it is gone.

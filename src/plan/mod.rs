@@ -5,6 +5,7 @@
 //! functions that turn one Neutron network or subnet into objects.
 
 mod network;
+mod project;
 mod subnet;
 
 use serde_json::Value;
@@ -14,6 +15,7 @@ use crate::event::{Fields, Notification, type_name};
 use crate::model::{FirstTry, Plan, Ref};
 
 pub use network::network_steps;
+pub use project::{tenant_name, tenant_step};
 pub use subnet::subnet_step;
 
 /// Settings that shape the plan.
@@ -51,13 +53,16 @@ impl Settings {
 pub const NO_GROUP: &str = "no UCVNI group: set --ucvni-group or UCVNI_GROUP_NAME";
 
 /// The event types this tool handles.
-pub const HANDLED: [&str; 6] = [
+pub const HANDLED: [&str; 9] = [
     "network.create.end",
     "network.update.end",
     "network.delete.end",
     "subnet.create.end",
     "subnet.update.end",
     "subnet.delete.end",
+    "identity.project.created",
+    "identity.project.updated",
+    "identity.project.deleted",
 ];
 
 /// Plans the changes for one notification.
@@ -77,6 +82,9 @@ pub fn plan(notification: &Notification, settings: &Settings) -> anyhow::Result<
         "subnet.create.end" => (subnet::upsert(payload, settings)?, FirstTry::Create),
         "subnet.update.end" => (subnet::upsert(payload, settings)?, FirstTry::Update),
         "subnet.delete.end" => (subnet::delete(payload)?, FirstTry::Update),
+        "identity.project.created" => (project::upsert(payload, settings)?, FirstTry::Create),
+        "identity.project.updated" => (project::upsert(payload, settings)?, FirstTry::Update),
+        "identity.project.deleted" => (project::delete(payload)?, FirstTry::Update),
         // Shortened: a hostile event type must not become a huge log line.
         other => {
             let message = format!("no handler for event type {:?}", clip(other, 128));
@@ -95,6 +103,8 @@ pub fn plan(notification: &Notification, settings: &Settings) -> anyhow::Result<
 pub enum Family {
     Network,
     Subnet,
+    /// A Keystone project: its tenant.
+    Project,
 }
 
 /// What a create or update event names: with OpenStack credentials the event
@@ -115,6 +125,15 @@ pub fn lookup(notification: &Notification) -> Result<Option<Lookup>, Error> {
     let (family, one, many) = match notification.event_type.as_str() {
         "network.create.end" | "network.update.end" => (Family::Network, "network", "networks"),
         "subnet.create.end" | "subnet.update.end" => (Family::Subnet, "subnet", "subnets"),
+        "identity.project.created" | "identity.project.updated" => {
+            return Ok(
+                project::project_id(&notification.payload)?.map(|id| Lookup {
+                    family: Family::Project,
+                    ids: vec![id],
+                    listed_subnets: vec![Vec::new()],
+                }),
+            );
+        }
         _ => return Ok(None),
     };
     let mut lookup = Lookup {
@@ -127,7 +146,7 @@ pub fn lookup(notification: &Notification) -> Result<Option<Lookup>, Error> {
         lookup.ids.push(fields.uuid("id")?);
         lookup.listed_subnets.push(match family {
             Family::Network => fields.uuid_list("subnets")?,
-            Family::Subnet => Vec::new(),
+            Family::Subnet | Family::Project => Vec::new(),
         });
     }
     Ok(Some(lookup))
@@ -155,8 +174,14 @@ pub fn from_current(
         let path = match lookup.family {
             Family::Network => format!("neutron network {id}"),
             Family::Subnet => format!("neutron subnet {id}"),
+            Family::Project => format!("keystone project {id}"),
         };
         match (lookup.family, current) {
+            (Family::Project, Some(project)) => steps.push(tenant_step(&path, project, settings)?),
+            (Family::Project, None) => steps.push(crate::model::Step::Remove {
+                kind: crate::model::Kind::Tenant,
+                id: id.clone(),
+            }),
             (Family::Network, Some(network)) => {
                 steps.extend(network_steps(&path, network, settings, &mut warnings)?)
             }
