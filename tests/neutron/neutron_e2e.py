@@ -200,7 +200,10 @@ class OneShot:
                 self.r.check(f"{label}: the artifact text holds no '{{{{'", False, text[:300])
             self.pod.write_artifact(path, text, mode)
         self.stats.binary_runs += 1
-        overrides = {"NAUTOBOT_URL": self.nb.url, "UCVNI_GROUP_NAME": self.group}
+        # Events taken as they come (the ConfigMap's OS_CLOUD cleared): this
+        # suite checks what each event itself carries; reading Neutron's
+        # current state is tests/reconcile's.
+        overrides = {"NAUTOBOT_URL": self.nb.url, "UCVNI_GROUP_NAME": self.group, "OS_CLOUD": ""}
         proc, took, summary = self.pod.run(self.args.bin, overrides)
         self.r.check(f"{label}: {transformed['body']['event_type']}: the binary exits 0 ({took * 1000:.0f} ms)",
                      proc.returncode == 0,
@@ -234,7 +237,8 @@ class Consume:
         s.close()
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
         env.update(self.m.configmap.get("data", {}))
-        env.update(NAUTOBOT_URL=self.nb.url, NAUTOBOT_TOKEN=self.nb.token, UCVNI_GROUP_NAME=self.group)
+        env.update(NAUTOBOT_URL=self.nb.url, NAUTOBOT_TOKEN=self.nb.token, UCVNI_GROUP_NAME=self.group,
+                   OS_CLOUD="")
         self.log_path = os.path.join(self.args.work, "consume.log")
         self.log = open(self.log_path, "w", encoding="utf-8")
         self.proc = subprocess.Popen(
