@@ -128,13 +128,18 @@ impl Mirror {
         };
         let found = with_external_flags(openstack, lookup.family, found)?;
         let plan = plan::from_current(&lookup, &found, plan.first, &self.settings)?;
-        Ok((plan, NEUTRON))
+        let source = match lookup.family {
+            Family::Project => KEYSTONE,
+            Family::Network | Family::Subnet => NEUTRON,
+        };
+        Ok((plan, source))
     }
 }
 
 /// Where an event's objects were read from.
 pub const EVENT: &str = "event";
 pub const NEUTRON: &str = "neutron";
+pub const KEYSTONE: &str = "keystone";
 
 /// Subnets as Neutron listed them, each with its network's
 /// `router:external` when Neutron (without the subnet-external-network

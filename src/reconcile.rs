@@ -297,8 +297,8 @@ struct Desired {
     prefixes: Vec<Object>,
     ucvnis: Vec<Object>,
     tenant_list: Vec<Object>,
-    /// Ids (and namespace names) Neutron has: never orphans.
-    neutron_ids: HashSet<String>,
+    /// Ids (and namespace names) Neutron or Keystone has: never orphans.
+    source_ids: HashSet<String>,
 }
 
 impl Desired {
@@ -313,7 +313,7 @@ impl Desired {
             prefixes: Vec::new(),
             ucvnis: Vec::new(),
             tenant_list: Vec::new(),
-            neutron_ids: HashSet::new(),
+            source_ids: HashSet::new(),
         };
         let mut warnings = Vec::new();
         let mut external: HashMap<String, Value> = HashMap::new();
@@ -321,7 +321,7 @@ impl Desired {
             let Some(id) = network["id"].as_str().and_then(canonical_uuid) else {
                 continue;
             };
-            desired.neutron_ids.insert(id.clone());
+            desired.source_ids.insert(id.clone());
             external.insert(id.clone(), network["router:external"].clone());
             match plan::network_steps(
                 &format!("neutron network {id}"),
@@ -337,7 +337,7 @@ impl Desired {
             let Some(id) = subnet["id"].as_str().and_then(canonical_uuid) else {
                 continue;
             };
-            desired.neutron_ids.insert(id.clone());
+            desired.source_ids.insert(id.clone());
             let mut subnet = subnet.clone();
             // Without Neutron's subnet-external-network extension the
             // network says whether the subnet is external.
@@ -386,10 +386,13 @@ impl Desired {
         if all {
             owners.extend(keystone.keys().cloned());
         }
+        // Keystone has these: their tenants are never orphans, whether or not
+        // this run mirrors them (project events do).
+        self.source_ids.extend(keystone.keys().cloned());
         owners.sort();
         owners.dedup();
         for id in owners {
-            self.neutron_ids.insert(id.clone());
+            self.source_ids.insert(id.clone());
             let step = match keystone.get(&id) {
                 Some(project) => {
                     let mut project = (*project).clone();
@@ -453,7 +456,7 @@ impl Desired {
                 .filter(|(key, _)| !wanted.contains(&(kind, key.value.clone())))
                 .filter(|(key, _)| kind != Kind::Namespace || canonical_uuid(&key.value).is_some())
                 // An object Neutron has (that could not be planned) is kept.
-                .filter(|(key, _)| !self.neutron_ids.contains(&key.value))
+                .filter(|(key, _)| !self.source_ids.contains(&key.value))
                 .map(|(key, (id, object))| {
                     (id.clone(), object.name().unwrap_or(&key.value).to_owned())
                 })

@@ -217,7 +217,7 @@ OS_BOOTSTRAP_PASSWORD=$admin_password ks_manage bootstrap \
 
 cat >"$STATE/etc/uwsgi.ini" <<EOF
 [uwsgi]
-http-socket = 127.0.0.1:$PORT
+http11-socket = 127.0.0.1:$PORT
 module = keystone.wsgi.api:application
 env = OS_KEYSTONE_CONFIG_DIR=$STATE/etc
 env = OS_KEYSTONE_CONFIG_FILES=keystone.conf

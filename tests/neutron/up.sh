@@ -266,7 +266,7 @@ fi
 # --- the API under uWSGI ------------------------------------------------------------
 cat >"$STATE/etc/uwsgi.ini" <<EOF
 [uwsgi]
-http-socket = 127.0.0.1:$PORT
+http11-socket = 127.0.0.1:$PORT
 module = neutron.wsgi.api:application
 env = OS_NEUTRON_CONFIG_DIR=$STATE/etc
 env = OS_NEUTRON_CONFIG_FILES=neutron.conf;plugins/ml2/ml2_conf.ini
