@@ -334,6 +334,10 @@ impl Run<'_, '_> {
                 if namespace.tags.is_empty() {
                     return Ok((Done::Unchanged, None));
                 }
+                // Looked for with our tags first: there, in the common case.
+                if let Some((id, actual)) = self.find_namespace(&namespace.name, &namespace.tags)? {
+                    return self.retag_namespace(&object, id, &actual);
+                }
                 match self.find_namespace(&namespace.name, &[])? {
                     Some((id, actual)) => self.retag_namespace(&object, id, &actual),
                     None => Err(Error::transient(format!(
