@@ -236,7 +236,14 @@ pub fn remove_all(
     };
     if kind == Kind::Namespace {
         for (id, name) in objects {
-            run.attempt(|run| run.remove_namespace_by_id(id, name));
+            run.attempt(|run| {
+                run.delete_namespace(id, name, |reply| {
+                    Error::refused(format!(
+                        "namespace {name} was not deleted: it still holds objects this tool does not own ({})",
+                        reply.describe()
+                    ))
+                })
+            });
         }
     } else {
         let ids: Vec<String> = objects.iter().map(|(id, _)| id.clone()).collect();
@@ -1233,39 +1240,26 @@ impl Run<'_, '_> {
             self.record(Kind::Namespace, None, Some(name), Done::Absent);
             return Ok(());
         };
-        let reply = self.call(
-            Method::Delete,
-            &detail(Kind::Namespace, &namespace_id),
-            None,
-        )?;
-        let done = match reply.status {
-            204 => Done::Deleted,
-            404 => Done::Absent,
-            // A prefix arrived between listing and deleting (a subnet event
-            // racing the network's delete): the next attempt removes it.
-            409 => {
-                return Err(Error::transient(format!(
-                    "{}; retry the event",
-                    reply.describe()
-                )));
-            }
-            _ => return Err(reply.unexpected()),
-        };
-        self.record(Kind::Namespace, None, Some(name), done);
-        Ok(())
+        // A prefix arrived between listing and deleting (a subnet event
+        // racing the network's delete): the next attempt removes it.
+        self.delete_namespace(&namespace_id, name, |reply| {
+            Error::transient(format!("{}; retry the event", reply.describe()))
+        })
     }
 
-    fn remove_namespace_by_id(&mut self, id: &str, name: &str) -> Result<(), Error> {
+    /// Deletes one namespace by its Nautobot id. Nautobot answers 409 while
+    /// it still holds a prefix: `busy` says what that means to the caller.
+    fn delete_namespace(
+        &mut self,
+        id: &str,
+        name: &str,
+        busy: impl FnOnce(&Reply) -> Error,
+    ) -> Result<(), Error> {
         let reply = self.call(Method::Delete, &detail(Kind::Namespace, id), None)?;
         let done = match reply.status {
             204 => Done::Deleted,
             404 => Done::Absent,
-            409 => {
-                return Err(Error::refused(format!(
-                    "namespace {name} was not deleted: it still holds objects this tool does not own ({})",
-                    reply.describe()
-                )));
-            }
+            409 => return Err(busy(&reply)),
             _ => return Err(reply.unexpected()),
         };
         self.record(Kind::Namespace, None, Some(name), done);

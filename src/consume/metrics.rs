@@ -20,22 +20,10 @@ use super::scheduler::Held;
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Event types that get a label value of their own; the rest are "other".
-const TYPES: [&str; 9] = [
-    "network.create.end",
-    "network.update.end",
-    "network.delete.end",
-    "subnet.create.end",
-    "subnet.update.end",
-    "subnet.delete.end",
-    "identity.project.created",
-    "identity.project.updated",
-    "identity.project.deleted",
-];
-
-/// The label value for an event type: one of [`TYPES`], or "other".
+/// The label value for an event type: one of those handled (which get a
+/// label value of their own), or "other".
 pub fn type_label(event_type: &str) -> &'static str {
-    TYPES
+    crate::plan::HANDLED
         .into_iter()
         .find(|t| *t == event_type)
         .unwrap_or("other")
