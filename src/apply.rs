@@ -31,6 +31,9 @@ use crate::plan::NO_GROUP;
 pub struct Options {
     /// Create a minimal tenant when a project is not in Nautobot yet.
     pub create_tenants: bool,
+    /// The ownership tags: a tenant made on the way carries them, whatever
+    /// object needed it (UCVNIs carry none of their own).
+    pub tags: Vec<Ref>,
     /// Objects per bulk request: small enough that one request stays far
     /// inside the request timeout (Nautobot spends ~150 ms per prefix).
     pub bulk_size: usize,
@@ -307,6 +310,12 @@ impl Run<'_, '_> {
     // --- one object ---------------------------------------------------------
 
     fn put_one(&mut self, object: &Object, first: FirstTry) -> Result<(), Error> {
+        if let Object::Tenant(t) = object
+            && t.placeholder
+        {
+            // Only to exist: made when missing, left as it is otherwise.
+            return self.ensure_tenant(&t.id, &t.tags, false);
+        }
         let (done, fields) = match object {
             Object::Namespace(namespace) => self.put_namespace(namespace, first)?,
             _ => (self.write(object, first)?, None),
@@ -469,6 +478,16 @@ impl Run<'_, '_> {
                     self.repair(missing, object, &reply)?;
                     repaired.push(missing);
                 }
+                // Nautobot checks a tenant's name before its id: "name exists"
+                // may be our own tenant; a PATCH by id decides.
+                (FirstTry::Create, 400, _)
+                    if matches!(object, Object::Tenant(_))
+                        && has_error(&reply, "name", "already exists")
+                        && clashed.is_none() =>
+                {
+                    clashed = Some(reply);
+                    next = FirstTry::Update;
+                }
                 (FirstTry::Create, 400, _) if clash(&reply.body) && first == FirstTry::Create => {
                     clashed = Some(reply);
                     next = FirstTry::Update;
@@ -520,7 +539,8 @@ impl Run<'_, '_> {
             }
             (Missing::Tenant, _) => {
                 let tenant = object.tenant().unwrap_or_default().to_owned();
-                self.ensure_tenant(&tenant, object.tags())
+                let tags = self.options.tags.clone();
+                self.ensure_tenant(&tenant, &tags, true)
             }
             (Missing::UcvniGroup, Object::Ucvni(u)) => {
                 let group = u
@@ -632,8 +652,11 @@ impl Run<'_, '_> {
 
     /// A tenant for a project that is not in Nautobot yet: named by the
     /// project id until the project itself is mirrored.
-    fn ensure_tenant(&mut self, id: &str, tags: &[Ref]) -> Result<(), Error> {
-        if !self.options.create_tenants {
+    ///
+    /// `on_demand`: made because another object needs it (which
+    /// --no-create-tenants forbids), not for the project's own event.
+    fn ensure_tenant(&mut self, id: &str, tags: &[Ref], on_demand: bool) -> Result<(), Error> {
+        if on_demand && !self.options.create_tenants {
             return Err(Error::transient(format!(
                 "tenant {id} (project {}) is not in Nautobot yet and tenant creation is off; \
                  retry once the project has reached Nautobot",
@@ -698,6 +721,12 @@ impl Run<'_, '_> {
                 p.prefix,
                 p.namespace.label(),
                 p.id,
+                reply.describe()
+            ),
+            Object::Tenant(t) => format!(
+                "conflict: a tenant named {:?} exists in Nautobot with an id other than {} ({})",
+                t.name,
+                t.id,
                 reply.describe()
             ),
             other => format!(
@@ -1063,6 +1092,16 @@ impl Run<'_, '_> {
                 let mut updates = Vec::new();
                 for object in existing {
                     match actual.get(&object.key()) {
+                        // Nautobot checks a tenant's name before its id: not
+                        // there by id, the name is another tenant's.
+                        None if object.kind() == Kind::Tenant => {
+                            let message = format!(
+                                "conflict: a tenant named {:?} exists in Nautobot with an id other than {}",
+                                object.name().unwrap_or_default(),
+                                object.key().value
+                            );
+                            self.done.errors.push(Error::refused(message).into());
+                        }
                         // Deleted again meanwhile: create it.
                         None => again.push(object),
                         Some((id, have)) => {

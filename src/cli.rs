@@ -567,6 +567,7 @@ pub fn mirror(
         settings: plan.settings(),
         options: Options {
             create_tenants: !plan.no_create_tenants,
+            tags: plan.settings().tags(),
             bulk_size: nautobot.bulk_size.into(),
         },
     })
@@ -616,6 +617,7 @@ impl ReconcileArgs {
         };
         let apply_options = Options {
             create_tenants: !self.plan.no_create_tenants,
+            tags: self.plan.settings().tags(),
             bulk_size: self.nautobot.bulk_size.into(),
         };
         let settings = self.plan.settings();
@@ -645,6 +647,7 @@ impl SetupArgs {
         let mut session = client.session();
         let options = Options {
             create_tenants: false,
+            tags: Vec::new(),
             bulk_size: 1,
         };
         let applied = crate::apply::setup(&mut session, &options, &self.plan.tag, group);

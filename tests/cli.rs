@@ -614,6 +614,46 @@ fn a_tenant_created_by_a_twin_is_not_a_conflict() {
 }
 
 #[test]
+fn a_tenant_made_for_a_ucvni_carries_the_tag_too() {
+    // Before: the tenant took the tags of the object that needed it, and
+    // UCVNIs carry none: an untagged tenant reconcile could never prune.
+    let stub = Stub::start(vec![
+        call(format!("POST {NAMESPACES}"), json(201, json!({}))),
+        call(format!("POST {UCVNIS}"), missing_tenant()),
+        call(format!("POST {TENANTS}"), json(201, json!({}))),
+        call(format!("POST {UCVNIS}"), json(201, json!({}))),
+    ]);
+    Run::against(&stub.url)
+        .args(file_arg("network.create.end"))
+        .run()
+        .expect(0);
+    assert_eq!(stub.body(2)["tags"], json!([{"name": "oslo-nautobot"}]));
+}
+
+#[test]
+fn a_project_event_delivered_twice_succeeds_both_times() {
+    // Before: Nautobot checks a tenant's name before its id, and the second
+    // delivery's "name exists" was taken for a refusal (exit 8).
+    let project = r#"{"event_type": "identity.project.created", "payload": {"resource_info": "a1b2c3d4e5f60718293a4b5c6d7e8f90"}}"#;
+    let stub = Stub::start(vec![call(format!("POST {TENANTS}"), json(201, json!({})))]);
+    let out = Run::against(&stub.url).stdin(project).run().expect(0);
+    assert_eq!(out.summary()["results"][0]["result"], "created");
+    drop(stub);
+    let stub = Stub::start(vec![
+        call(
+            format!("POST {TENANTS}"),
+            exists("name", "tenant with this name already exists."),
+        ),
+        call(
+            format!("GET {TENANTS}{TENANT}/"),
+            json(200, json!({"id": TENANT})),
+        ),
+    ]);
+    let out = Run::against(&stub.url).stdin(project).run().expect(0);
+    assert_eq!(out.summary()["results"][0]["result"], "unchanged");
+}
+
+#[test]
 fn a_tenant_lookup_that_fails_is_classified_by_its_status_not_as_a_conflict() {
     // Before: any answer but 200 to the lookup was reported as a conflict (8).
     for (status, code) in [(401, 7), (403, 7), (500, 75)] {
