@@ -67,7 +67,8 @@ cargo_test --test hostile -- --include-ignored
 step "fuzzing the decoder and planner"
 bash tests/hostile/fuzz.sh 2>&1 | tee -a "$log"
 
-for suite in tests/static/chroot.sh tests/manifests/validate.sh tests/e2e/run.sh tests/consume/run.sh tests/neutron/run.sh; do
+for suite in tests/static/chroot.sh tests/manifests/validate.sh tests/e2e/run.sh tests/consume/run.sh \
+    tests/neutron/run.sh tests/reconcile/run.sh tests/tenants/run.sh; do
     step "$suite"
     # A suite that is missing or fails fails the run: nothing is skipped.
     bash "$suite" 2>&1 | tee -a "$log" || { echo "$suite failed" >&2; exit 1; }
