@@ -1061,7 +1061,16 @@ impl Run<'_, '_> {
                 let body = Value::Array(chunk.iter().map(|o| create_body(o)).collect());
                 let reply = self.call(Method::Post, endpoint(kind), Some(&body))?;
                 match (reply.status, reply.body.as_array()) {
-                    (201, _) => {
+                    (201, rows) => {
+                        // The namespaces just made: their ids name them in what
+                        // is read next (the prefixes in them).
+                        for row in rows.into_iter().flatten() {
+                            if let (Some(id), Some(name)) = (row_id(row), row["name"].as_str())
+                                && kind == Kind::Namespace
+                            {
+                                self.session.names.insert(id, name.to_owned());
+                            }
+                        }
                         for object in chunk {
                             self.record_object(object, Done::Created, None);
                         }
