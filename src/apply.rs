@@ -339,11 +339,7 @@ impl Run<'_, '_> {
         {
             return self.retag_namespace(&object, id, &actual);
         }
-        let reply = self.call(
-            Method::Post,
-            endpoint(Kind::Namespace),
-            Some(&create_body(&object)),
-        )?;
+        let reply = self.create(&object)?;
         match reply.status {
             201 => Ok((Done::Created, None)),
             _ if has_error(&reply, "name", "already exists") || duplicate_key(&reply) => {
@@ -364,6 +360,21 @@ impl Run<'_, '_> {
             }
             _ => Err(reply.unexpected()),
         }
+    }
+
+    /// POSTs an object; when Nautobot says a tag it carries does not exist
+    /// yet (a new deployment), makes the tag and POSTs again.
+    fn create(&mut self, object: &Object) -> Result<Reply, Error> {
+        let body = create_body(object);
+        let path = endpoint(object.kind());
+        let reply = self.call(Method::Post, path, Some(&body))?;
+        if reply.status != 400 || missing_related(&reply.body) != Some(Missing::Tags) {
+            return Ok(reply);
+        }
+        for tag in object.tags().iter().filter_map(|t| t.name.clone()) {
+            self.ensure_tag(&tag)?;
+        }
+        self.call(Method::Post, path, Some(&body))
     }
 
     fn retag_namespace(
@@ -665,11 +676,7 @@ impl Run<'_, '_> {
         }
         log::info!("tenant {id} not in Nautobot yet: creating it");
         let tenant = Object::Tenant(Tenant::placeholder(id, tags.to_vec()));
-        let reply = self.call(
-            Method::Post,
-            endpoint(Kind::Tenant),
-            Some(&create_body(&tenant)),
-        )?;
+        let reply = self.create(&tenant)?;
         let done = match reply.status {
             201 => Done::Created,
             _ if has_error(&reply, "id", "already exists") || duplicate_key(&reply) => {

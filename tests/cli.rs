@@ -614,6 +614,31 @@ fn a_tenant_created_by_a_twin_is_not_a_conflict() {
 }
 
 #[test]
+fn a_missing_tag_is_created_with_its_object_types_on_a_new_deployment() {
+    // Before: the namespace's create failed, exit 8, on a Nautobot without the tag.
+    let no_tag = exists(
+        "tags",
+        "Related object not found using the provided attributes: {'name': 'oslo-nautobot'}",
+    );
+    let stub = Stub::start(vec![
+        call(format!("POST {NAMESPACES}"), no_tag),
+        call("GET /api/extras/tags/?name=oslo-nautobot", page(vec![])),
+        call("POST /api/extras/tags/", json(201, json!({}))),
+        call(format!("POST {NAMESPACES}"), json(201, json!({}))),
+        call(format!("POST {UCVNIS}"), json(201, json!({}))),
+    ]);
+    let out = Run::against(&stub.url)
+        .args(file_arg("network.create.end"))
+        .run()
+        .expect(0);
+    assert_eq!(
+        stub.body(2)["content_types"],
+        json!(["ipam.namespace", "ipam.prefix", "tenancy.tenant"])
+    );
+    assert_eq!(out.summary()["results"][0]["kind"], "tag");
+}
+
+#[test]
 fn a_tenant_made_for_a_ucvni_carries_the_tag_too() {
     // Before: the tenant took the tags of the object that needed it, and
     // UCVNIs carry none: an untagged tenant reconcile could never prune.

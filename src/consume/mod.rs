@@ -160,10 +160,12 @@ pub fn run(settings: &Settings, mirrors: Vec<Mirror>) -> anyhow::Result<u8> {
     for worker in workers {
         let _ = worker.join();
     }
-    let channel = outcome?;
-    if let Some(channel) = channel {
+    let kept = outcome?;
+    if let Some(kept) = &kept {
         // A round trip after the acknowledgements: the broker has them all.
-        let barrier = channel.basic_qos(settings.prefetch, BasicQosOptions::default());
+        let barrier = kept
+            .channel
+            .basic_qos(settings.prefetch, BasicQosOptions::default());
         let _ =
             runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), barrier).await });
         // Leave without closing the connection. The broker then takes back
@@ -177,15 +179,24 @@ pub fn run(settings: &Settings, mirrors: Vec<Mirror>) -> anyhow::Result<u8> {
     Ok(error::OK)
 }
 
+/// The broker session a stop keeps open until the process leaves: dropping
+/// the consumer would cancel it, and the standby would become active while
+/// the messages not yet acknowledged are still here.
+struct Kept {
+    _connection: Connection,
+    channel: Channel,
+    _consumer: lapin::Consumer,
+}
+
 /// Connects, declares, consumes and hands each delivery to its lane until
 /// SIGTERM/SIGINT, reconnecting with backoff whenever the broker goes away.
-/// Returns the consuming channel when stopped while connected.
+/// Returns the session when stopped while connected.
 async fn dispatch(
     shared: &Arc<Shared>,
     settings: &plan::Settings,
     uri: &AMQPUri,
     tls: OwnedTLSConfig,
-) -> anyhow::Result<Option<Channel>> {
+) -> anyhow::Result<Option<Kept>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -225,22 +236,19 @@ async fn dispatch(
             display(uri)
         );
         let mut lag = tokio::time::interval(Duration::from_secs(5));
-        loop {
+        let stopped = loop {
             tokio::select! {
                 delivery = consumer.next() => match delivery {
                     Some(Ok(delivery)) => {
                         metrics.set_active();
                         metrics.in_flight(1);
                         let plan = decode_and_plan(&delivery.data, settings);
-                        let (event_type, key) = match &plan {
-                            Ok((n, _)) => (n.event_type.clone(), router.key(n)),
-                            Err(_) => ("-".to_owned(), "other".to_owned()),
-                        };
+                        let (event_type, key) = router.lane(&delivery.data, &plan, delivery.delivery_tag);
                         let job = Job { delivery, session, event_type, plan };
                         shared.scheduler.push(&key, job, session);
                     }
-                    Some(Err(err)) => { log::warn!("consumer: {err}"); break; }
-                    None => { log::warn!("consumer cancelled by the broker"); break; }
+                    Some(Err(err)) => { log::warn!("consumer: {err}"); break false; }
+                    None => { log::warn!("consumer cancelled by the broker"); break false; }
                 },
                 _ = lag.tick() => {
                     let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
@@ -248,9 +256,16 @@ async fn dispatch(
                         metrics.set_queue_depth(q.message_count());
                     }
                 }
-                _ = terminate.recv() => return Ok(Some(channel)),
-                _ = interrupt.recv() => return Ok(Some(channel)),
+                _ = terminate.recv() => break true,
+                _ = interrupt.recv() => break true,
             }
+        };
+        if stopped {
+            return Ok(Some(Kept {
+                _connection: connection,
+                channel,
+                _consumer: consumer,
+            }));
         }
         drop(connection);
         metrics.set_connected(false);
@@ -295,6 +310,31 @@ struct Router {
 const REMEMBERED_SUBNETS: usize = 200_000;
 
 impl Router {
+    /// The event type (for the metrics and the log) and the lane of one
+    /// delivered message. What needs no order (another event type, a body
+    /// that fails to plan) gets a lane of its own: one such message held
+    /// (its dead letter not confirmed) must not hold back the others.
+    fn lane(
+        &mut self,
+        data: &[u8],
+        plan: &anyhow::Result<(Notification, Plan)>,
+        tag: u64,
+    ) -> (String, String) {
+        let (event_type, key) = match plan {
+            Ok((n, _)) => (n.event_type.clone(), self.key(n)),
+            // A valid event type with a bad payload is still that type.
+            Err(_) => (
+                crate::event::decode(data)
+                    .map_or_else(|_| "-".to_owned(), |n| error::clip(&n.event_type, 128)),
+                "other".to_owned(),
+            ),
+        };
+        match key.as_str() {
+            "other" => (event_type, format!("unordered:{tag}")),
+            _ => (event_type, key),
+        }
+    }
+
     fn key(&mut self, notification: &Notification) -> String {
         let payload = &notification.payload;
         let subnets = |p: &Value| -> Vec<String> {
@@ -684,6 +724,32 @@ mod tests {
             format!("subnet:{other}")
         );
         assert_eq!(router.key(&event("port.create.end", json!({}))), "other");
+    }
+
+    #[test]
+    fn what_needs_no_order_gets_a_lane_of_its_own_and_keeps_its_type() {
+        let settings = plan::Settings {
+            ucvni_group: None,
+            global_namespace: "Global".into(),
+            tag: None,
+        };
+        let mut router = Router::default();
+        let mut lane = |data: &[u8], tag| {
+            let plan = decode_and_plan(data, &settings);
+            router.lane(data, &plan, tag)
+        };
+        // Before: all of these shared one lane "other", where one held
+        // message stopped every other one.
+        assert_eq!(lane(b"not JSON", 1), ("-".into(), "unordered:1".into()));
+        assert_eq!(
+            lane(br#"{"event_type": "port.create.end", "payload": {}}"#, 2),
+            ("port.create.end".into(), "unordered:2".into())
+        );
+        // Before: a handled type with a bad payload was counted as "-".
+        assert_eq!(
+            lane(br#"{"event_type": "network.create.end", "payload": {"network": {"name": "no id"}}}"#, 3),
+            ("network.create.end".into(), "unordered:3".into())
+        );
     }
 
     #[test]

@@ -35,8 +35,8 @@ struct Entry<J> {
 
 struct Lane<J> {
     jobs: VecDeque<Entry<J>>,
-    /// A worker has the head.
-    busy: bool,
+    /// A worker has the head (received then).
+    busy: Option<Instant>,
     /// The head failed: (attempts, first failure, retry not before).
     hold: Option<(u32, Instant, Instant)>,
 }
@@ -77,7 +77,7 @@ impl<J> Scheduler<J> {
         let mut state = self.lock();
         let lane = state.lanes.entry(key.to_owned()).or_insert_with(|| Lane {
             jobs: VecDeque::new(),
-            busy: false,
+            busy: None,
             hold: None,
         });
         lane.jobs.push_back(Entry {
@@ -85,7 +85,7 @@ impl<J> Scheduler<J> {
             received: Instant::now(),
             session,
         });
-        let startable = !lane.busy && lane.hold.is_none() && lane.jobs.len() == 1;
+        let startable = lane.busy.is_none() && lane.hold.is_none() && lane.jobs.len() == 1;
         if startable {
             state.ready.push_back(key.to_owned());
             self.wake.notify_one();
@@ -104,19 +104,19 @@ impl<J> Scheduler<J> {
             let due: Vec<String> = state
                 .lanes
                 .iter()
-                .filter(|(_, l)| !l.busy && l.hold.is_some_and(|(_, _, at)| at <= now))
+                .filter(|(_, l)| l.busy.is_none() && l.hold.is_some_and(|(_, _, at)| at <= now))
                 .map(|(k, _)| k.clone())
                 .filter(|k| !state.ready.contains(k))
                 .collect();
             state.ready.extend(due);
             while let Some(key) = state.ready.pop_front() {
-                let Some(lane) = state.lanes.get_mut(&key).filter(|l| !l.busy) else {
+                let Some(lane) = state.lanes.get_mut(&key).filter(|l| l.busy.is_none()) else {
                     continue;
                 };
                 let Some(entry) = lane.jobs.pop_front() else {
                     continue;
                 };
-                lane.busy = true;
+                lane.busy = Some(entry.received);
                 let (attempts, since) = lane
                     .hold
                     .map_or((0, None), |(n, since, _)| (n, Some(since)));
@@ -131,7 +131,7 @@ impl<J> Scheduler<J> {
             let next_retry = state
                 .lanes
                 .values()
-                .filter(|l| !l.busy)
+                .filter(|l| l.busy.is_none())
                 .filter_map(|l| l.hold.map(|(_, _, at)| at))
                 .min();
             state = match next_retry {
@@ -155,7 +155,7 @@ impl<J> Scheduler<J> {
         let Some(lane) = state.lanes.get_mut(key) else {
             return;
         };
-        lane.busy = false;
+        lane.busy = None;
         lane.hold = None;
         if lane.jobs.is_empty() {
             state.lanes.remove(key);
@@ -176,7 +176,7 @@ impl<J> Scheduler<J> {
             .entry(ticket.key.clone())
             .or_insert_with(|| Lane {
                 jobs: VecDeque::new(),
-                busy: false,
+                busy: None,
                 hold: None,
             });
         lane.jobs.push_front(Entry {
@@ -184,7 +184,7 @@ impl<J> Scheduler<J> {
             received: ticket.received,
             session,
         });
-        lane.busy = false;
+        lane.busy = None;
         lane.hold = Some((
             ticket.attempts + 1,
             ticket.failing_since.unwrap_or(now),
@@ -201,7 +201,7 @@ impl<J> Scheduler<J> {
         let before: usize = state.lanes.values().map(|l| l.jobs.len()).sum();
         state.lanes.retain(|_, lane| {
             lane.jobs.retain(|e| e.session != session);
-            lane.busy || !lane.jobs.is_empty()
+            lane.busy.is_some() || !lane.jobs.is_empty()
         });
         let after: usize = state.lanes.values().map(|l| l.jobs.len()).sum();
         let lanes = &state.lanes;
@@ -230,8 +230,9 @@ impl<J> Scheduler<J> {
         let state = self.lock();
         let mut held = Held::default();
         for lane in state.lanes.values().filter(|l| l.hold.is_some()) {
-            held.events += lane.jobs.len() + usize::from(lane.busy);
-            let oldest = lane.jobs.front().map(|e| e.received);
+            held.events += lane.jobs.len() + usize::from(lane.busy.is_some());
+            // The head may be out for a retry: it is still the oldest.
+            let oldest = lane.busy.or(lane.jobs.front().map(|e| e.received));
             held.oldest = match (held.oldest, oldest) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -298,6 +299,20 @@ mod tests {
         assert!(retried.failing_since.is_some());
         s.done("net");
         assert_eq!(s.next().unwrap().attempts, 0);
+    }
+
+    #[test]
+    fn a_held_event_being_retried_still_counts_as_the_oldest() {
+        // Before: while its retry ran, the held lane's oldest event was
+        // taken for none, and the "held too old" alert's clock restarted.
+        let s = Scheduler::default();
+        s.push("net", 1, 0);
+        let t = s.next().unwrap();
+        s.hold(t, 0, Duration::ZERO);
+        let retry = s.next().unwrap();
+        let held = s.held();
+        assert_eq!(held.events, 1);
+        assert_eq!(held.oldest, Some(retry.received));
     }
 
     #[test]
