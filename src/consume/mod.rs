@@ -324,8 +324,11 @@ impl Router {
             Ok((n, _)) => (n.event_type.clone(), self.key(n)),
             // A valid event type with a bad payload is still that type.
             Err(_) => (
-                crate::event::decode(data)
-                    .map_or_else(|_| "-".to_owned(), |n| error::clip(&n.event_type, 128)),
+                // Shortened, never trimmed: "x.end\n" is not "x.end".
+                crate::event::decode(data).map_or_else(
+                    |_| "-".to_owned(),
+                    |n| n.event_type.chars().take(128).collect(),
+                ),
                 "other".to_owned(),
             ),
         };
@@ -744,6 +747,15 @@ mod tests {
         assert_eq!(
             lane(br#"{"event_type": "port.create.end", "payload": {}}"#, 2),
             ("port.create.end".into(), "unordered:2".into())
+        );
+        // A hostile type that only looks like a handled one stays itself.
+        assert_eq!(
+            lane(
+                br#"{"event_type": "network.create.end\n", "payload": {}}"#,
+                4
+            )
+            .0,
+            "network.create.end\n"
         );
         // Before: a handled type with a bad payload was counted as "-".
         assert_eq!(
