@@ -600,7 +600,9 @@ impl Run<'_, '_> {
             let done = match created.status {
                 201 => Done::Created,
                 // A twin made it meanwhile: look again.
-                _ if has_error(&created, "name", "already exists") => return self.ensure_tag(name),
+                _ if has_error(&created, "name", "already exists") || duplicate_key(&created) => {
+                    return self.ensure_tag(name);
+                }
                 _ => return Err(created.unexpected()),
             };
             self.session.lookups.remove(&(codec::TAGS, name.to_owned()));

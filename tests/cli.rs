@@ -639,6 +639,35 @@ fn a_missing_tag_is_created_with_its_object_types_on_a_new_deployment() {
 }
 
 #[test]
+fn a_tag_made_by_a_twin_meanwhile_is_looked_up_again() {
+    // Found on a new Nautobot with events at once: the twin's INSERT won.
+    let no_tag = exists(
+        "tags",
+        "Related object not found using the provided attributes: {'name': 'oslo-nautobot'}",
+    );
+    let tag = json!({"id": TAG_ID, "name": "oslo-nautobot",
+                     "content_types": ["ipam.namespace", "ipam.prefix", "tenancy.tenant"]});
+    let stub = Stub::start(vec![
+        call(format!("POST {NAMESPACES}"), no_tag),
+        call("GET /api/extras/tags/?name=oslo-nautobot", page(vec![])),
+        call(
+            "POST /api/extras/tags/",
+            json(
+                500,
+                json!({"error": "duplicate key value violates unique constraint \"extras_tag_name_key\"", "exception": "IntegrityError"}),
+            ),
+        ),
+        call("GET /api/extras/tags/?name=oslo-nautobot", page(vec![tag])),
+        call(format!("POST {NAMESPACES}"), json(201, json!({}))),
+        call(format!("POST {UCVNIS}"), json(201, json!({}))),
+    ]);
+    Run::against(&stub.url)
+        .args(file_arg("network.create.end"))
+        .run()
+        .expect(0);
+}
+
+#[test]
 fn a_tenant_made_for_a_ucvni_carries_the_tag_too() {
     // Before: the tenant took the tags of the object that needed it, and
     // UCVNIs carry none: an untagged tenant reconcile could never prune.
