@@ -91,12 +91,108 @@ pub fn run(
     if group.is_empty() {
         return Err(Error::setup(plan::NO_GROUP).into());
     }
-    let owned_namespaces = apply::owned(&mut session, Kind::Namespace, &filter("tags", &[tag]))?;
-    let owned_prefixes = apply::owned(&mut session, Kind::Prefix, &filter("tags", &[tag]))?;
-    let owned_ucvnis = apply::owned(&mut session, Kind::Ucvni, &filter("ucvni_group", &[group]))?;
-    let owned_tenants = apply::owned(&mut session, Kind::Tenant, &filter("tags", &[tag]))?;
+    let mut owned_namespaces =
+        apply::owned(&mut session, Kind::Namespace, &filter("tags", &[tag]))?;
+    let mut owned_prefixes = apply::owned(&mut session, Kind::Prefix, &filter("tags", &[tag]))?;
+    let mut owned_ucvnis =
+        apply::owned(&mut session, Kind::Ucvni, &filter("ucvni_group", &[group]))?;
+    let mut owned_tenants = apply::owned(&mut session, Kind::Tenant, &filter("tags", &[tag]))?;
 
+    // Orphans: owned, and Neutron has nothing they stand for. They go before
+    // anything is written: after a missed delete Neutron may have given a new
+    // network the gone one's VNI, or a new external subnet its CIDR, and
+    // Nautobot refuses the new object while the orphan holds the value.
+    let orphans = desired.orphans(
+        &owned_namespaces,
+        &owned_prefixes,
+        &owned_ucvnis,
+        &owned_tenants,
+    );
+    // Only the listings and the plan have run so far: an error here means
+    // the picture is partial.
+    let listing_failed = !errors.is_empty();
+    let total: usize = orphans.values().map(Vec::len).sum();
+    if options.prune && total > 0 && listing_failed {
+        log::warn!(
+            "not pruning {total} orphan(s): this run met errors, and a partial picture must not delete anything"
+        );
+    }
+    let prune = options.prune && !listing_failed && total > 0;
+    if prune && total > options.max_prune {
+        errors.push(
+            Error::setup(format!(
+                "refusing to delete {total} orphan(s), more than --max-prune {}: a wrong cloud or \
+                 an empty region must not empty Nautobot; check the orphans listed, then raise \
+                 --max-prune if they are right",
+                options.max_prune
+            ))
+            .into(),
+        );
+    }
+    let prune = prune && total <= options.max_prune;
+    let mut transient = false;
+    // Prefixes, then namespaces (empty by then), then UCVNIs, then tenants
+    // (nothing of ours refers to them by then; Nautobot refuses, 409, when
+    // something else still does).
+    for (kind, owned) in [
+        (Kind::Prefix, &mut owned_prefixes),
+        (Kind::Namespace, &mut owned_namespaces),
+        (Kind::Ucvni, &mut owned_ucvnis),
+        (Kind::Tenant, &mut owned_tenants),
+    ] {
+        let Some(objects) = orphans.get(&kind) else {
+            continue;
+        };
+        // What is gone (or, in a dry run, would be) holds no VNI or CIDR
+        // for the comparison below.
+        let gone: HashSet<String>;
+        if prune && !options.dry_run {
+            progress.say(&format!("deleting {} orphan {kind}(s)", objects.len()));
+            let applied = apply::remove_all(&mut session, apply_options, kind, objects);
+            report(out, &applied, &mut counts)?;
+            let deleted: HashSet<String> = applied
+                .outcomes
+                .iter()
+                .filter_map(|o| o.id.clone().or(o.name.clone()))
+                .collect();
+            gone = objects
+                .iter()
+                .filter(|(id, name)| deleted.contains(id) || deleted.contains(name))
+                .map(|(id, _)| id.clone())
+                .collect();
+            counts.orphans += objects
+                .iter()
+                .filter(|(id, name)| !deleted.contains(id) && !deleted.contains(name))
+                .count();
+            transient |= applied
+                .errors
+                .iter()
+                .any(|e| error::kind(e) == Some(error::Kind::Transient));
+            errors.extend(applied.errors);
+        } else {
+            for (id, name) in objects {
+                let action = if prune { "delete" } else { "orphan" };
+                let mut entry = json!({"action": action, "kind": kind, "name": name});
+                if kind != Kind::Namespace {
+                    entry["id"] = json!(id);
+                }
+                writeln!(out, "{entry}")?;
+                if prune {
+                    counts.deleted += 1;
+                } else {
+                    counts.orphans += 1;
+                }
+            }
+            gone = if prune {
+                objects.iter().map(|(id, _)| id.clone()).collect()
+            } else {
+                HashSet::new()
+            };
+        }
+        owned.retain(|_, (id, _)| !gone.contains(id));
+    }
     // Related objects first: tenants and namespaces before what refers to them.
+    // After a transient failure nothing more is tried: the next run resumes.
     for (desired, owned) in [
         (&desired.tenant_list, &owned_tenants),
         (&desired.namespaces, &owned_namespaces),
@@ -104,7 +200,7 @@ pub fn run(
         (&desired.ucvnis, &owned_ucvnis),
     ] {
         let wanted: Vec<&Object> = desired.iter().collect();
-        if wanted.is_empty() {
+        if wanted.is_empty() || transient {
             continue;
         }
         progress.say(&format!("comparing {} {}s", wanted.len(), wanted[0].kind()));
@@ -128,81 +224,14 @@ pub fn run(
         } else {
             let applied = apply::converge(&mut session, apply_options, &wanted, owned);
             report(out, &applied, &mut counts)?;
-            let stop = applied
+            transient |= applied
                 .errors
                 .iter()
                 .any(|e| error::kind(e) == Some(error::Kind::Transient));
             errors.extend(applied.errors);
-            if stop {
-                break;
-            }
         }
     }
 
-    // Orphans: owned, and Neutron has nothing they stand for.
-    let orphans = desired.orphans(
-        &owned_namespaces,
-        &owned_prefixes,
-        &owned_ucvnis,
-        &owned_tenants,
-    );
-    let listing_failed = !errors.is_empty();
-    let total: usize = orphans.values().map(Vec::len).sum();
-    if options.prune && total > 0 && listing_failed {
-        log::warn!(
-            "not pruning {total} orphan(s): this run met errors, and a partial picture must not delete anything"
-        );
-    }
-    let prune = options.prune && !listing_failed && total > 0;
-    if prune && total > options.max_prune {
-        errors.push(
-            Error::setup(format!(
-                "refusing to delete {total} orphan(s), more than --max-prune {}: a wrong cloud or \
-                 an empty region must not empty Nautobot; check the orphans listed, then raise \
-                 --max-prune if they are right",
-                options.max_prune
-            ))
-            .into(),
-        );
-    }
-    let prune = prune && total <= options.max_prune;
-    // Prefixes, then namespaces (empty by then), then UCVNIs, then tenants
-    // (nothing of ours refers to them by then; Nautobot refuses, 409, when
-    // something else still does).
-    for kind in [Kind::Prefix, Kind::Namespace, Kind::Ucvni, Kind::Tenant] {
-        let Some(objects) = orphans.get(&kind) else {
-            continue;
-        };
-        if prune && !options.dry_run {
-            progress.say(&format!("deleting {} orphan {kind}(s)", objects.len()));
-            let applied = apply::remove_all(&mut session, apply_options, kind, objects);
-            report(out, &applied, &mut counts)?;
-            let deleted: HashSet<String> = applied
-                .outcomes
-                .iter()
-                .filter_map(|o| o.id.clone().or(o.name.clone()))
-                .collect();
-            counts.orphans += objects
-                .iter()
-                .filter(|(id, name)| !deleted.contains(id) && !deleted.contains(name))
-                .count();
-            errors.extend(applied.errors);
-        } else {
-            for (id, name) in objects {
-                let action = if prune { "delete" } else { "orphan" };
-                let mut entry = json!({"action": action, "kind": kind, "name": name});
-                if kind != Kind::Namespace {
-                    entry["id"] = json!(id);
-                }
-                writeln!(out, "{entry}")?;
-                if prune {
-                    counts.deleted += 1;
-                } else {
-                    counts.orphans += 1;
-                }
-            }
-        }
-    }
     progress.done();
 
     for err in &errors {
