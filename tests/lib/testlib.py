@@ -1,17 +1,21 @@
 """What the Python test scripts share: the PASS/FAIL report, a Nautobot REST
-client, oslo.messaging's Notifier set up as Neutron sets it up, and a plain
-AMQP channel.
+client, oslo.messaging's Notifier set up as Neutron sets it up, a plain
+AMQP channel, and a proxy that counts the requests a binary sends Nautobot.
 
-Imported by tests/e2e/e2e.py, tests/consume/consume.py, tests/bench/bench.py
-(and, through e2e.py, tests/neutron/neutron_e2e.py), each of which puts this
+Imported by tests/e2e/e2e.py, tests/consume/consume.py, tests/bench/bench.py,
+tests/reconcile/reconcile.py, tests/bench/reconcile.py (and, through e2e.py,
+tests/neutron/neutron_e2e.py), each of which puts this
 directory on sys.path. Only the standard library is imported here at load
 time: bench.py runs with the system python3 when it leaves consume out, so
 oslo.messaging and py-amqp are imported where they are used.
 """
 
+import http.client
+import http.server
 import json
 import os
 import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -179,3 +183,101 @@ class AmqpChannel:
         except Exception:  # noqa: BLE001 - the connection may be dead already
             pass
         self.conn = self.ch = None
+
+
+# --------------------------------------------------------------------------
+# A counting HTTP proxy: the binary's requests to Nautobot, exactly
+
+
+HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+       "content-length", "host"}
+
+
+class CountingProxy:
+    """Forwards every HTTP request to Nautobot and records (method, path,
+    status). The binary keeps its connection alive: the handler serves
+    request after request on it (HTTP/1.1); each request goes upstream on a
+    connection of its own, so no stale upstream connection can make a write
+    be sent twice."""
+
+    def __init__(self, target):
+        u = urllib.parse.urlsplit(target)
+        self.https = u.scheme == "https"
+        self.host, self.port = u.hostname, u.port or (443 if self.https else 80)
+        self.lock = threading.Lock()
+        self.log = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_):
+                pass
+
+            def forward(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            break
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                else:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+                headers["Host"] = f"{proxy.host}:{proxy.port}"
+                headers["Connection"] = "close"
+                if body is not None:
+                    headers["Content-Length"] = str(len(body))
+                cls = http.client.HTTPSConnection if proxy.https else http.client.HTTPConnection
+                try:
+                    conn = cls(proxy.host, proxy.port, timeout=120)
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    status, reason, answer_headers = resp.status, resp.reason, resp.getheaders()
+                    conn.close()
+                except (OSError, http.client.HTTPException):
+                    proxy.record(self.command, self.path, 502)
+                    self.send_response(502)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                proxy.record(self.command, self.path, status)
+                self.send_response(status, reason)
+                for k, v in answer_headers:
+                    if k.lower() not in HOP and k.lower() not in ("date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def record(self, method, path, status):
+        with self.lock:
+            self.log.append((method, path, status))
+
+    def mark(self):
+        with self.lock:
+            return len(self.log)
+
+    def since(self, mark):
+        with self.lock:
+            return list(self.log[mark:])
+
+    def close(self):
+        self.server.shutdown()

@@ -142,7 +142,10 @@ project_name = $KEYSTONE_SERVICE_PROJECT
 user_domain_name = ${OS_USER_DOMAIN_NAME:-Default}
 project_domain_name = ${OS_PROJECT_DOMAIN_NAME:-Default}
 region_name = $OS_REGION_NAME
-interface = public"
+interface = public
+# A validated token is trusted this long (300 s by default) even once it is
+# revoked; tests/reconcile waits that out to see a renewal, so keep it short.
+token_cache_time = 30"
     auth_comment="# Neutron's stock keystone pipeline (authtoken, keystonecontext)."
 else
     keystone_conf=
@@ -191,7 +194,9 @@ mechanism_drivers =
 extension_drivers = port_security
 
 [ml2_type_vxlan]
-vni_ranges = 5000:5999
+# 2000 VNIs: room for the 1000 networks of tests/bench/reconcile.sh and the
+# ones it creates before deleting others (a freed VNI is not reused then).
+vni_ranges = 5000:6999
 
 [ml2_type_flat]
 flat_networks = *
