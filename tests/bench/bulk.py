@@ -29,7 +29,6 @@ Every object made is removed at the end.
 
 import argparse
 import datetime
-import http.client
 import json
 import os
 import platform
@@ -37,57 +36,14 @@ import random
 import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from testlib import KeptAliveApi, dashed  # noqa: E402
 
 
 def log(msg):
     print(f"[bulk {datetime.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
-
-
-class Api:
-    """Nautobot's REST API over one kept-alive connection."""
-
-    def __init__(self, url, token):
-        u = urllib.parse.urlsplit(url)
-        self.host, self.port = u.hostname, u.port or 80
-        self.token = token
-        self.conn = None
-        self.requests = 0
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
-        headers = {"Authorization": f"Token {self.token}", "Accept": "application/json; version=3.0",
-                   "Content-Type": "application/json"}
-        for attempt in range(3):
-            try:
-                if self.conn is None:
-                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=300)
-                self.conn.request(method, path, body=data, headers=headers)
-                resp = self.conn.getresponse()
-                text = resp.read()
-                self.requests += 1
-                return resp.status, (json.loads(text) if text else None)
-            except (http.client.HTTPException, OSError):
-                self.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def ok(self, method, path, body=None, expect=(200, 201, 204)):
-        status, answer = self.call(method, path, body)
-        if status not in expect:
-            raise RuntimeError(f"{method} {path}: {status} {str(answer)[:400]}")
-        return answer
-
-    def all(self, path):
-        rows, page = [], path + ("&" if "?" in path else "?") + "limit=1000"
-        while page:
-            answer = self.ok("GET", page)
-            rows += answer["results"]
-            nxt = answer.get("next")
-            page = nxt[nxt.index("/api/"):] if nxt else None
-        return rows
 
 
 def chunks(items, size):
@@ -125,10 +81,6 @@ class World:
         groups = api.ok("GET", f"/api/plugins/undercloud-vni/ucvni-groups/?name={self.group}")["results"]
         for g in groups:
             api.ok("DELETE", f"/api/plugins/undercloud-vni/ucvni-groups/{g['id']}/", expect=(204, 404))
-
-
-def dashed(hex32):
-    return str(uuid.UUID(hex32))
 
 
 def subnet_event(project, network, n, base):
@@ -304,7 +256,7 @@ def main():
     ap.add_argument("--bulk-size", type=int, default=25, help="the binary's default --bulk-size")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
-    api = Api(os.environ["NAUTOBOT_URL"], os.environ["NAUTOBOT_TOKEN"])
+    api = KeptAliveApi(os.environ["NAUTOBOT_URL"], os.environ["NAUTOBOT_TOKEN"])
     project = uuid.uuid4().hex
     api.ok("POST", "/api/tenancy/tenants/", {"id": dashed(project), "name": f"bench-bulk-{project[:8]}"})
     worlds = []

@@ -57,7 +57,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from keystone_api import Keystone  # noqa: E402
-from testlib import CountingProxy, dashed  # noqa: E402
+from testlib import CountingProxy, KeptAliveApi, dashed  # noqa: E402
 
 UCVNIS = "/api/plugins/undercloud-vni/ucvnis/"
 GROUPS = "/api/plugins/undercloud-vni/ucvni-groups/"
@@ -87,60 +87,6 @@ def loadavg():
             return f.read().split()[0]
     except OSError:
         return "?"
-
-
-class Api:
-    """Nautobot's REST API over one kept-alive connection."""
-
-    def __init__(self, url, token):
-        u = urllib.parse.urlsplit(url)
-        self.host, self.port = u.hostname, u.port or 80
-        self.token = token
-        self.conn = None
-        self.requests = 0
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
-        headers = {"Authorization": f"Token {self.token}", "Accept": "application/json; version=3.0",
-                   "Content-Type": "application/json"}
-        for attempt in range(3):
-            try:
-                if self.conn is None:
-                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
-                self.conn.request(method, path, body=data, headers=headers)
-                resp = self.conn.getresponse()
-                text = resp.read()
-                self.requests += 1
-                return resp.status, (json.loads(text) if text else None)
-            except (http.client.HTTPException, OSError):
-                self.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def ok(self, method, path, body=None, expect=(200, 201, 204)):
-        status, answer = self.call(method, path, body)
-        if status not in expect:
-            raise RuntimeError(f"{method} {path}: {status} {str(answer)[:400]}")
-        return answer
-
-    def all(self, path, **query):
-        rows = []
-        page = f"{path}?{urllib.parse.urlencode({**query, 'limit': 1000})}"
-        while page:
-            answer = self.ok("GET", page)
-            rows += answer["results"]
-            nxt = answer.get("next")
-            page = nxt[nxt.index("/api/"):] if nxt else None
-        return rows
-
-    def first(self, path, **query):
-        found = self.ok("GET", f"{path}?{urllib.parse.urlencode(query)}")["results"]
-        return found[0] if found else None
-
-    def changes_since(self, since):
-        q = urllib.parse.urlencode({"time__gte": since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "limit": 1})
-        return self.ok("GET", f"{CHANGES}?{q}")["count"]
 
 
 class Neutron:
@@ -219,7 +165,7 @@ class Bench:
         self.floor_tag = f"recbench-{self.run_id}-floor"
         self.floor_group = f"recbench-{self.run_id}-floor"
         self.foreign_tag = f"recbench-{self.run_id}-foreign"
-        self.api = Api(env["NAUTOBOT_URL"], env["NAUTOBOT_TOKEN"])
+        self.api = KeptAliveApi(env["NAUTOBOT_URL"], env["NAUTOBOT_TOKEN"])
         ks = Keystone(env["KEYSTONE_URL"])
         self.admin = ks.password_token(env["OS_USERNAME"], env["OS_PASSWORD"], project_name=env["OS_PROJECT_NAME"],
                                        user_domain=env.get("OS_USER_DOMAIN_NAME", "Default"),

@@ -1,8 +1,9 @@
 """What the Python test scripts share: the PASS/FAIL report, a Nautobot REST
 client, oslo.messaging's Notifier set up as Neutron sets it up, a plain
-AMQP channel, and a proxy that counts the requests a binary sends Nautobot.
+AMQP channel, a proxy that counts the requests a binary sends Nautobot, and
+the benchmarks' kept-alive Nautobot client.
 
-Imported by tests/e2e/e2e.py, tests/consume/consume.py, tests/bench/bench.py,
+Imported by tests/e2e/e2e.py, tests/consume/consume.py, tests/bench/bench.py, tests/bench/bulk.py,
 tests/reconcile/reconcile.py, tests/bench/reconcile.py (and, through e2e.py,
 tests/neutron/neutron_e2e.py), each of which puts this
 directory on sys.path. Only the standard library is imported here at load
@@ -281,3 +282,64 @@ class CountingProxy:
 
     def close(self):
         self.server.shutdown()
+
+
+# --------------------------------------------------------------------------
+# Nautobot over one kept-alive connection: the benchmarks' client
+
+
+class KeptAliveApi:
+    """Nautobot's REST API over one kept-alive connection (http.client), so
+    that a benchmark's own requests cost what a client's would; `requests`
+    counts them."""
+
+    def __init__(self, url, token, timeout=600):
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port = u.hostname, u.port or 80
+        self.token = token
+        self.timeout = timeout
+        self.conn = None
+        self.requests = 0
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        headers = {"Authorization": f"Token {self.token}", "Accept": "application/json; version=3.0",
+                   "Content-Type": "application/json"}
+        for attempt in range(3):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                text = resp.read()
+                self.requests += 1
+                return resp.status, (json.loads(text) if text else None)
+            except (http.client.HTTPException, OSError):
+                # A kept-alive connection Nautobot closed: a new one.
+                self.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def ok(self, method, path, body=None, expect=(200, 201, 204)):
+        status, answer = self.call(method, path, body)
+        if status not in expect:
+            raise RuntimeError(f"{method} {path}: {status} {str(answer)[:400]}")
+        return answer
+
+    def all(self, path, **query):
+        """Every row of a listing, following `next`; `query` is added to
+        whatever query `path` already has."""
+        query = urllib.parse.urlencode({**query, "limit": 1000})
+        page = path + ("&" if "?" in path else "?") + query
+        rows = []
+        while page:
+            answer = self.ok("GET", page)
+            rows += answer["results"]
+            nxt = answer.get("next")
+            page = nxt[nxt.index("/api/"):] if nxt else None
+        return rows
+
+    def first(self, path, **query):
+        found = self.ok("GET", f"{path}?{urllib.parse.urlencode(query)}")["results"]
+        return found[0] if found else None
