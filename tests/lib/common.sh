@@ -74,6 +74,31 @@ ensure_rabbitmq() {
         "$fail" "rabbitmqctl await_startup: RabbitMQ is not ready"
 }
 
+# suite_binaries PREFIX REPO FAIL: sets `bin` and `consume_bin`, the plain
+# build and the one with the consume feature: $PREFIX_BIN and
+# $PREFIX_CONSUME_BIN when set, else cargo builds of the work tree REPO (a
+# no-op when they are up to date).
+suite_binaries() {
+    local prefix=$1 repo=$2 on_fail=$3 given
+    given=${prefix}_BIN
+    bin=${!given:-}
+    if [ -z "$bin" ]; then
+        note "cargo build"
+        (cd "$repo" && cargo build --locked --quiet >&2) || "$on_fail" "cargo build --locked"
+        bin=$repo/target/debug/oslo-nautobot
+    fi
+    [ -x "$bin" ] || "$on_fail" "no binary at $bin"
+    given=${prefix}_CONSUME_BIN
+    consume_bin=${!given:-}
+    if [ -z "$consume_bin" ]; then
+        note "cargo build --features consume"
+        (cd "$repo" && CARGO_TARGET_DIR=target/consume cargo build --locked --quiet --features consume >&2) ||
+            "$on_fail" "cargo build --locked --features consume"
+        consume_bin=$repo/target/consume/debug/oslo-nautobot
+    fi
+    [ -x "$consume_bin" ] || "$on_fail" "no binary at $consume_bin"
+}
+
 # lock_cache NAME: one run at a time of whatever holds $oslo_cache/.NAME.lock
 # (on fd 9, until the script exits).
 lock_cache() {

@@ -46,21 +46,7 @@ fi
 
 # --- the binaries (a no-op when they are up to date) ----------------------------
 
-bin=${OSLO_NAUTOBOT_RECONCILE_BIN:-}
-if [ -z "$bin" ]; then
-    note "cargo build"
-    (cd "$repo" && cargo build --locked --quiet >&2) || fail "cargo build --locked"
-    bin=$repo/target/debug/oslo-nautobot
-fi
-[ -x "$bin" ] || fail "no binary at $bin"
-consume_bin=${OSLO_NAUTOBOT_RECONCILE_CONSUME_BIN:-}
-if [ -z "$consume_bin" ]; then
-    note "cargo build --features consume"
-    (cd "$repo" && CARGO_TARGET_DIR=target/consume cargo build --locked --quiet --features consume >&2) ||
-        fail "cargo build --locked --features consume"
-    consume_bin=$repo/target/consume/debug/oslo-nautobot
-fi
-[ -x "$consume_bin" ] || fail "no binary at $consume_bin"
+suite_binaries OSLO_NAUTOBOT_RECONCILE "$repo" fail
 
 # --- Keystone and Neutron, RabbitMQ ---------------------------------------------------
 
