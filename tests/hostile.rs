@@ -1026,8 +1026,12 @@ fn create_and_update_events_in_seeded_random_orders_converge() {
                         assert_eq!(out.code(), 0, "seed {seed} {order:?}: {}", out.stderr());
                         runs.fetch_add(1, Ordering::Relaxed);
                     }
-                    if &w.state() != built {
-                        failures.lock().unwrap().push((seed, order, w.state()));
+                    // Read once for the verdict and shown as read; a second
+                    // read says whether the difference lasted.
+                    let state = w.state();
+                    if &state != built {
+                        let lasted = w.state() == state;
+                        failures.lock().unwrap().push((seed, order, state, lasted));
                     }
                 }
             });
