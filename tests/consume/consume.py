@@ -115,7 +115,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from testlib import (  # noqa: E402
-    AmqpChannel, Nautobot, Report, dashed, free_port, nautobot_env_missing, neutron_notifier)
+    AmqpChannel, Nautobot, Report, dashed, free_port, nautobot_env_missing, neutron_notifier, wait_for)
 
 EXCHANGE = "neutron"
 ROUTING_KEY = "notifications.info"
@@ -147,16 +147,6 @@ def note(text):
 def figure(text):
     """A measured figure, on a line of its own that is easy to copy."""
     print(f"FIGURE: {text}", flush=True)
-
-
-def wait_for(predicate, timeout, interval=0.2):
-    """Polls until predicate() is truthy; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def log_time(stamp):

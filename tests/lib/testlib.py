@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -185,6 +186,16 @@ class AmqpChannel:
             pass
         self.conn = self.ch = None
 
+
+
+def wait_for(predicate, timeout, interval=0.2):
+    """Polls until predicate() is truthy; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
 
 # --------------------------------------------------------------------------
 # A counting HTTP proxy: the binary's requests to Nautobot, exactly

@@ -78,7 +78,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from keystone_api import Keystone  # noqa: E402
-from testlib import AmqpChannel, CountingProxy, Nautobot, Report, dashed, free_port  # noqa: E402
+from testlib import AmqpChannel, CountingProxy, Nautobot, Report, dashed, free_port, wait_for  # noqa: E402
 
 UCVNIS = "/api/plugins/undercloud-vni/ucvnis/"
 GROUPS = "/api/plugins/undercloud-vni/ucvni-groups/"
@@ -1106,15 +1106,6 @@ def _is_uuid(text):
         return str(uuid.UUID(text)) == text.lower()
     except (ValueError, AttributeError, TypeError):
         return False
-
-
-def wait_for(predicate, timeout, interval=0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def main():
